@@ -1,0 +1,25 @@
+# Two entry points for a fresh machine (each does all set-up first):
+#   make run    -> the main job (`fdbench run`) on the embedded ECG data
+#   make test   -> ruff + the pytest suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup run test
+setup: $(VENV)/.installed
+
+# torch is installed pinned and first: an unpinned resolve pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/fdbench run
+
+# pytest exits 5 when it collected no tests: that means something is broken.
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status

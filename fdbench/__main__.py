@@ -1,0 +1,3 @@
+from fdbench.cli import main
+
+raise SystemExit(main())

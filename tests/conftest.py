@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny models and data so the suite stays fast on 2 CPU cores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fdbench.data import SeriesSplit
+from fdbench.data.standardise import Standardiser
+from fdbench.data.synthetic import sines
+from fdbench.model import ModelConfig, build_model
+from fdbench.pipeline import ScoreModel, to_domain
+from fdbench.sde import VPSDE
+
+
+@pytest.fixture(scope="session")
+def tiny_split() -> SeriesSplit:
+    """96 sines of N=16, M=2 split 80/16."""
+    x = sines(96, n_steps=16, n_channels=2, generator=torch.Generator().manual_seed(0))
+    return SeriesSplit(name="tiny-sines", train=x[:80], test=x[80:], description="test data")
+
+
+def make_score_model(split: SeriesSplit, layout: str = "bins", seed: int = 0) -> ScoreModel:
+    """An untrained tiny model with the split's standardisation (eval mode)."""
+    config = ModelConfig.from_preset("tiny", split.n_steps, split.n_channels, layout=layout)
+    network = build_model(config, seed=seed).eval()
+    standardiser = Standardiser.fit(to_domain(split.train, config.frequency_domain))
+    return ScoreModel(network, VPSDE(), standardiser, {"data": split.name})
+
+
+@pytest.fixture()
+def tiny_model(tiny_split: SeriesSplit) -> ScoreModel:
+    return make_score_model(tiny_split)

@@ -1,0 +1,142 @@
+"""The fdbench command: end-to-end on tiny inputs, and one clear error (exit 2) for each
+kind of bad input, with nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fdbench.checkpoint import save_checkpoint
+from fdbench.cli import main
+from fdbench.data import load_dataset
+from fdbench.data.standardise import Standardiser
+from fdbench.model import ModelConfig, build_model
+from fdbench.pipeline import ScoreModel, to_domain
+from fdbench.run import _sample_with_shards
+from fdbench.sde import VPSDE
+
+
+def run_cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def write_npy(path, array) -> str:
+    np.save(path, np.asarray(array, dtype=np.float32))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ecg_shaped_checkpoint(tmp_path_factory):
+    """An untrained tiny bins model on the ECG shape (187, 1): enough to exercise `run`."""
+    data = load_dataset("ecg")
+    config = ModelConfig.from_preset("tiny", 187, 1, layout="bins")
+    model = ScoreModel(build_model(config).eval(), VPSDE(),
+                       Standardiser.fit(to_domain(data.train, True)), {"command": "test"})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
+
+
+def test_help_explains_every_command(capsys) -> None:
+    for command in ("train", "sample", "run"):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(command, "--help")
+        assert exit_info.value.code == 0
+    assert "resume" in capsys.readouterr().out
+
+
+def test_train_then_sample_end_to_end(tmp_path, capsys) -> None:
+    data = torch.randn(40, 12, 1, generator=torch.Generator().manual_seed(0))
+    source = write_npy(tmp_path / "series.npy", data)
+    out = tmp_path / "ckpt"
+    assert run_cli("train", "--data", source, "--out", out, "--preset", "tiny", "--steps",
+                   "6", "--eval-every", "3", "--batch-size", "8") == 0
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+    assert json.loads((out / "config.json").read_text())["meta"]["command"].startswith(
+        "fdbench")
+    samples = tmp_path / "samples.npy"
+    assert run_cli("sample", "--checkpoint", out, "--num-samples", "3", "--steps", "4",
+                   "--out", samples) == 0
+    assert np.load(samples).shape == (3, 12, 1)
+
+
+def test_run_writes_results_and_figure(tmp_path, ecg_shaped_checkpoint) -> None:
+    runs = tmp_path / "runs"
+    assert run_cli("run", "--name", "smoke", "--runs-dir", runs, "--checkpoint",
+                   ecg_shaped_checkpoint, "--num-samples", "6", "--steps", "3",
+                   "--batch-size", "4") == 0
+    results = json.loads((runs / "smoke" / "results.json").read_text())
+    for key in ("generated", "real_vs_real", "dummy_mean_beat"):
+        assert results["metrics"][key]["sw_time"]["mean"] > 0
+    assert np.load(runs / "smoke" / "samples.npy").shape == (6, 187, 1)
+    assert (runs / "smoke" / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in runs.iterdir()] == ["smoke"]  # no partial directory left
+
+
+def test_finished_sample_batches_are_reused(tmp_path, ecg_shaped_checkpoint) -> None:
+    """An interrupted run resumes: a finished shard is loaded, not regenerated."""
+    from fdbench.checkpoint import load_checkpoint
+
+    model = load_checkpoint(ecg_shaped_checkpoint)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.save(shards / "0000000_2.npy", np.full((2, 187, 1), 7.0, dtype=np.float32))
+    samples = _sample_with_shards(model, shards, n_samples=3, n_steps=3, seed=0,
+                                  batch_size=2, progress=False)
+    assert torch.all(samples[:2] == 7.0) and not torch.all(samples[2] == 7.0)
+    assert (shards / "0000002_1.npy").exists()
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.array([[[np.nan]] * 8] * 4), "NaN"),
+    (np.array([[[np.inf]] * 8] * 4), "Inf"),
+    (np.zeros((4, 1, 1)), "N >= 2"),
+    (np.zeros((4, 8, 0)), "M = 0"),
+    (np.zeros((2, 3, 4, 5)), "shape"),
+])
+def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, array,
+                                                           message) -> None:
+    source = tmp_path / "bad.npy"
+    np.save(source, array.astype(np.float32))
+    out = tmp_path / "out"
+    assert run_cli("train", "--data", source, "--out", out, "--preset", "tiny") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fdbench: error:")
+    assert message in err[0], err[0]
+    assert not out.exists()
+
+
+def test_unknown_preset_missing_file_and_unknown_dataset(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert run_cli("train", "--data", "sines", "--out", out, "--preset", "huge") == 2
+    assert "preset" in capsys.readouterr().err
+    assert run_cli("train", "--data", tmp_path / "missing.npy", "--out", out) == 2
+    assert "missing.npy" in capsys.readouterr().err
+    assert run_cli("train", "--data", "no-such-data", "--out", out) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_corrupt_or_missing_checkpoint_exits_2(tmp_path, capsys, ecg_shaped_checkpoint) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (broken / name).write_bytes((ecg_shaped_checkpoint / name).read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    out = tmp_path / "s.npy"
+    assert run_cli("sample", "--checkpoint", broken, "--num-samples", "2", "--out", out) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert run_cli("sample", "--checkpoint", tmp_path / "nowhere", "--num-samples", "2",
+                   "--out", out) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_argument_values_exit_2(tmp_path) -> None:
+    for args in (["sample", "--checkpoint", tmp_path, "--num-samples", "0", "--out", "x.npy"],
+                 ["train", "--out", tmp_path / "o", "--steps", "-3"],
+                 ["run", "--threads", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(*args)
+        assert exit_info.value.code == 2
