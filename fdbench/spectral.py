@@ -77,7 +77,7 @@ def inverse_chart(phi: Tensor) -> Tensor:
     """phi^-1: chart coordinates (..., N, M) -> the real series whose chart they are.
 
     Every chart vector maps to a real series (the dropped imaginary parts are zero)."""
-    n_steps = phi.shape[TIME_AXIS]
+    n_steps = _check_series(phi, "chart coordinates")
     return torch.fft.irfft(chart_to_spectrum(phi), n=n_steps, dim=TIME_AXIS, norm="ortho")
 
 
@@ -134,6 +134,8 @@ def mirrored_noise(shape: tuple[int, ...], generator: torch.Generator | None = N
     """Lambda z with z ~ N(0, I): white time-domain noise expressed in chart coordinates.
 
     ``shape`` is (..., N, M); equal in law to ``chart(randn(shape))``."""
+    if len(shape) < 2:
+        raise InputError(f"mirrored noise needs a shape (..., N, M), got {tuple(shape)}")
     z = torch.randn(shape, generator=generator, dtype=dtype, device=device)
     return chart_lambda(shape[TIME_AXIS], dtype=dtype, device=device)[:, None] * z
 

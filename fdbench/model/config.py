@@ -43,6 +43,10 @@ class ModelConfig:
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
+        for field in ("n_steps", "n_channels", "d_model", "n_layers", "n_heads", "d_ff"):
+            if isinstance(getattr(self, field), bool) or not isinstance(getattr(self, field), int):
+                raise ConfigError(f"ModelConfig.{field} must be an int, got "
+                                  f"{getattr(self, field)!r}")
         checks = [
             ("n_steps", self.n_steps >= 2, ">= 2"),
             ("n_channels", self.n_channels >= 1, ">= 1"),
@@ -61,10 +65,6 @@ class ModelConfig:
                 raise ConfigError(
                     f"ModelConfig.{field} must be {allowed}, got {getattr(self, field)!r}"
                 )
-        for field in ("n_steps", "n_channels", "d_model", "n_layers", "n_heads", "d_ff"):
-            if isinstance(getattr(self, field), bool) or not isinstance(getattr(self, field), int):
-                raise ConfigError(f"ModelConfig.{field} must be an int, got "
-                                  f"{getattr(self, field)!r}")
 
     @classmethod
     def from_preset(cls, preset: str, n_steps: int, n_channels: int, *,
