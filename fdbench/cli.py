@@ -1,4 +1,4 @@
-"""The ``fdbench`` command: train, sample and run the main job.
+"""The ``fdbench`` command: train, sample, run the main job, and bench caches.
 
 Every user-facing error (bad data, bad config value, missing or corrupt file) ends the
 command with one ``fdbench: error: ...`` line and exit code 2."""
@@ -44,7 +44,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from fdbench.train import TrainConfig, train
 
     data = load_dataset(args.data, seed=args.data_seed)
-    overrides = {} if args.dropout is None else {"dropout": args.dropout}
+    overrides = {"parametrisation": args.parametrisation}
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
     model_config = ModelConfig.from_preset(args.preset, data.n_steps, data.n_channels,
                                            layout=args.layout, **overrides)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -90,6 +92,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from fdbench.bench import BenchConfig, format_table, run_bench
+    from fdbench.run import shipped_checkpoint
+
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    config = BenchConfig(policies=tuple(args.policies), batch_sizes=tuple(args.batch_sizes),
+                         n_steps=args.steps, num_samples=args.num_samples,
+                         rounds=args.rounds, seed=args.seed, threads=args.threads or 1,
+                         n_boot=args.n_boot)
+    print(f"fdbench bench: {checkpoint}, T={config.n_steps}, threads={config.threads}, "
+          f"batches {list(config.batch_sizes)}, {config.rounds} interleaved rounds -> {args.out}")
+    if args.sweep:
+        from fdbench.sweep import run_sweep
+
+        points = run_sweep(checkpoint, args.out, config, K=args.sweep_K, tau_0=args.sweep_tau,
+                           R=args.sweep_R)
+        print("| policy | FLOP speedup | recompute | SW ratio | paired error |")
+        print("|---|---|---|---|---|")
+        for p in points:
+            print(f"| {p['policy']} | {p['flop_speedup']:.2f}x | {p['recompute_fraction']:.3f} "
+                  f"| {p['sw_ratio']:.3f} | {p['paired_mean']:.4f} |")
+        print(f"-> {args.out}/sweep.jsonl, {args.out}/sweep.png")
+        return 0
+    records = run_bench(checkpoint, args.out, config)
+    print(format_table(records))
+    print(f"-> {args.out}/results.jsonl")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fdbench",
@@ -111,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layout", default="bins", choices=("time", "chart", "bins"),
                        help="token layout; chart/bins are frequency-domain (default bins)")
     train.add_argument("--sde", default="vp", choices=("vp", "ve"), help="default vp")
+    train.add_argument("--parametrisation", default="score",
+                       choices=("score", "noise", "preconditioned"),
+                       help="what the head predicts: the score (the paper's network, "
+                            "default), the noise z, or an EDM-style preconditioned noise "
+                            "correction; see docs/DESIGN.md")
     train.add_argument("--steps", type=_positive_int, default=2000, help="optimiser steps")
     train.add_argument("--batch-size", type=_positive_int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -160,6 +196,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative_int, default=0)
     _add_threads(run)
     run.set_defaults(handler=_cmd_run)
+
+    bench = commands.add_parser(
+        "bench", help="cached vs uncached sampling: speed (wall and FLOPs) and quality",
+        description="Time the uncached sampler and each cache policy interleaved in one "
+                    "process (warm-up, fixed threads, per-round ratios), and score each "
+                    "policy's samples against held-out data and against the uncached "
+                    "samples drawn with the same noise. Policies are NAME[:field=value,...] "
+                    "(names: none, fixed, naive_kv, e2crf, e2crf_literal, e2crf_paper, "
+                    "e2crf_best, e2crf_public, e2crf_no_event, e2crf_no_feedback, "
+                    "e2crf_no_energy, e2crf_no_probe). Results: OUT/results.jsonl, resumable.")
+    bench.add_argument("--checkpoint", type=Path, default=None,
+                       help="checkpoint directory (default: the shipped ECG model)")
+    bench.add_argument("--policies", nargs="+", default=["e2crf", "e2crf_literal",
+                                                         "e2crf_paper", "e2crf_best",
+                                                         "fixed", "naive_kv"])
+    bench.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[1, 64])
+    bench.add_argument("--steps", type=_positive_int, default=1000, help="reverse steps T")
+    bench.add_argument("--num-samples", type=_positive_int, default=64,
+                       help="samples per policy for the quality pass")
+    bench.add_argument("--rounds", type=_positive_int, default=3,
+                       help="interleaved timing rounds per batch size")
+    bench.add_argument("--n-boot", type=_positive_int, default=100,
+                       help="bootstrap resamples for standard errors")
+    bench.add_argument("--seed", type=_non_negative_int, default=0)
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"))
+    bench.add_argument("--sweep", action="store_true",
+                       help="instead: E²-CRF over the (K, tau_0, R) grid below (FLOPs and "
+                            "quality; writes sweep.jsonl and sweep.png)")
+    bench.add_argument("--sweep-K", type=_non_negative_int, nargs="+", default=[1, 5, 10])
+    bench.add_argument("--sweep-tau", type=float, nargs="+", default=[0.1, 0.5, 2.0])
+    bench.add_argument("--sweep-R", type=_positive_int, nargs="+", default=[10, 50])
+    _add_threads(bench)
+    bench.set_defaults(handler=_cmd_bench)
     return parser
 
 

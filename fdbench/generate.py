@@ -7,27 +7,32 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fdbench.cache import CacheEngine
 from fdbench.errors import ConfigError
 from fdbench.pipeline import ScoreModel
 from fdbench.randomness import PerSampleNoise
 from fdbench.sde import prior_sample
-from fdbench.solvers import ScoreFn, reverse_euler_maruyama, uniform_times
+from fdbench.solvers import Callback, ScoreFn, reverse_euler_maruyama, uniform_times
 
 
-def network_score_fn(model: ScoreModel) -> ScoreFn:
-    """The uncached score: one network call per solver step."""
+def score_fn_of(model: ScoreModel, engine: CacheEngine | None = None) -> ScoreFn:
+    """The score as the solver sees it: one call of the network (or of a cache engine
+    running it) per solver step, converted by the model's parametrisation."""
     def score(x: Tensor, t: Tensor, step: int) -> Tensor:
-        return model.network(x, t)
+        output = model.network(x, t) if engine is None else engine(x, t, step)
+        return model.score(output, x, t)
     return score
 
 
 @torch.no_grad()
 def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: int = 0,
              batch_size: int = 64, first_index: int = 0, noise_free_last_step: bool = False,
-             progress: bool = True) -> Tensor:
+             progress: bool = True, engine: CacheEngine | None = None,
+             callback: Callback | None = None) -> Tensor:
     """``n_samples`` time-domain series (n, N, M) from reverse Euler–Maruyama with
     ``n_steps`` steps. Sample i uses the noise stream of (seed, first_index + i), so any
-    batching (or sharding across processes) gives the same samples."""
+    batching (or sharding across processes) gives the same samples. With ``engine`` the
+    score comes from a cache engine (reset per batch; its ``history`` holds the stats)."""
     for name, value, low in (("n_samples", n_samples, 1), ("n_steps", n_steps, 2),
                              ("batch_size", batch_size, 1), ("first_index", first_index, 0),
                              ("seed", seed, 0)):
@@ -37,15 +42,17 @@ def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: in
     device = model.device
     lam = model.noise_scale()
     times = uniform_times(n_steps, model.sde.eps, device=device)
-    score_fn = network_score_fn(model)
+    score_fn = score_fn_of(model, engine)
     chunks = []
     starts = range(first_index, first_index + n_samples, batch_size)
     for start in tqdm(starts, disable=None if progress else True, desc="batches"):
         indices = range(start, min(start + batch_size, first_index + n_samples))
         noise = PerSampleNoise(seed, indices, device=device)
+        if engine is not None:
+            engine.start_batch(n_steps, torch.tensor(list(indices)))
         x = prior_sample(model.sde, noise((model.n_steps, model.n_channels)), lam)
         x = reverse_euler_maruyama(score_fn, x, times, model.sde, lam, noise,
                                    noise_free_last_step=noise_free_last_step,
-                                   progress=progress)
+                                   callback=callback, progress=progress)
         chunks.append(model.decode(x).cpu())
     return torch.cat(chunks)

@@ -12,8 +12,31 @@ from torch import Tensor
 
 from fdbench.data.standardise import Standardiser
 from fdbench.model import ScoreTransformer
-from fdbench.sde import SDE
+from fdbench.sde import SDE, marginal_std
 from fdbench.spectral import chart, chart_lambda, inverse_chart
+
+
+def output_to_score(output: Tensor, x: Tensor, t: Tensor, sde: SDE, lam: Tensor | None,
+                    parametrisation: str) -> Tensor:
+    """The network's output at input x_t as a score.
+
+    * ``"score"``: the output is the score (Crabbé et al. 2024, the base model).
+    * ``"noise"``: it predicts z in x_t = m x_0 + s Lambda z; the score of x_t | x_0 is
+      -z / (s Lambda) (Ho et al. 2020; Song et al. 2021, App. C).
+    * ``"preconditioned"``: z_hat = s Lambda x_t / v + (m / sqrt(v)) F, v = m^2 + s^2 Lambda^2
+      per coordinate: the first term is the exact noise prediction for unit-variance
+      Gaussian data (what standardised data is, to second order), the second the network's
+      correction scaled by its target's std (Karras et al. 2022, "EDM", c_skip/c_out).
+    """
+    if parametrisation == "score":
+        return output
+    std = marginal_std(sde, t, lam)                          # (B, N, 1): s(t) Lambda_j
+    if parametrisation == "noise":
+        return -output / std
+    mean = sde.mean_coeff(t).reshape(-1, 1, 1)
+    variance = mean.square() + std.square()
+    noise = std * x / variance + (mean / variance.sqrt()) * output
+    return -noise / std
 
 
 def to_domain(x: Tensor, frequency_domain: bool) -> Tensor:
@@ -56,6 +79,11 @@ class ScoreModel:
         if not self.frequency_domain:
             return None
         return chart_lambda(self.n_steps, device=self.device)
+
+    def score(self, output: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """Network output (B, N, M) at input x (B, N, M) and times t (B,) -> score."""
+        return output_to_score(output, x, t, self.sde, self.noise_scale(),
+                               self.network.config.parametrisation)
 
     def encode(self, x: Tensor) -> Tensor:
         """Time series -> standardised model coordinates."""

@@ -49,3 +49,38 @@ def plot_real_vs_generated(real: Tensor, generated: Tensor, path: str | os.PathL
                                               metadata={"Software": None}))
     plt.close(fig)
     return path
+
+
+def plot_tradeoff(points: list[dict], path: str | os.PathLike, *,
+                  uncached_sw: dict) -> Path:
+    """Speed/quality trade-off of a sweep: FLOP speedup (log x) against SW (time domain)
+    relative to uncached, and against the paired error; the Pareto front is marked."""
+    from fdbench.sweep import pareto_front
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    speed = [p["flop_speedup"] for p in points]
+    for ax, key, label in ((axes[0], "sw_ratio", "SW (time) / uncached SW"),
+                           (axes[1], "paired_mean", "paired relative error to uncached")):
+        values = [p[key] for p in points]
+        colours = [p["K"] for p in points]
+        scatter = ax.scatter(speed, values, c=colours, cmap="viridis", s=36, zorder=3)
+        front = sorted(pareto_front(list(zip(speed, values, strict=True))),
+                       key=lambda i: speed[i])
+        ax.plot([speed[i] for i in front], [values[i] for i in front], color="C3",
+                linewidth=1.5, label="Pareto front", zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOP speedup vs uncached (log scale)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        fig.colorbar(scatter, ax=ax, label="K (low band)")
+    band = 2 * uncached_sw["se"] / uncached_sw["value"] if uncached_sw.get("se") else 0.0
+    axes[0].axhspan(1 - band, 1 + band, color="grey", alpha=0.2, label="uncached +- 2 SE")
+    axes[0].axhline(1.05, color="C1", linestyle="--", linewidth=1, label="+5 %")
+    axes[0].legend(loc="upper left")
+    axes[1].legend(loc="upper left")
+    fig.suptitle("E²-CRF sweep over (K, tau_0, R): speed vs quality")
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                              metadata={"Software": None}))
+    plt.close(fig)
+    return path

@@ -13,6 +13,7 @@ import hashlib
 import json
 import platform
 import shutil
+import statistics
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from fdbench import __version__
+from fdbench.cache import CacheConfig, CacheEngine, E2CRFConfig, combine, make_policy
 from fdbench.checkpoint import load_checkpoint
 from fdbench.data import load_dataset
 from fdbench.errors import ConfigError
@@ -30,6 +32,7 @@ from fdbench.io import atomic_save_npy, atomic_write_json
 from fdbench.metrics import sample_metrics
 from fdbench.model import ModelConfig
 from fdbench.plots import plot_real_vs_generated
+from fdbench.quality import paired_relative_error, summarise_paired
 from fdbench.sde import VPSDE
 from fdbench.train import TrainConfig, train
 
@@ -37,10 +40,12 @@ DEFAULT_CHECKPOINT = "ecg-bins-small"
 # The recipe of the shipped checkpoint; `fdbench run --retrain` reruns exactly this.
 DEFAULT_RECIPE: dict[str, Any] = {
     "data": "ecg", "data_seed": 0, "preset": "small", "layout": "bins", "sde": "vp",
+    "parametrisation": "preconditioned",
     "steps": 2000, "batch_size": 64, "seed": 0,
 }
 RECIPE_COMMAND = ("fdbench train --data ecg --preset small --layout bins --sde vp "
-                  "--steps 2000 --batch-size 64 --seed 0 --out fdbench/checkpoints/ecg-bins-small")
+                  "--parametrisation preconditioned --steps 2000 --batch-size 64 --seed 0 "
+                  "--out fdbench/checkpoints/ecg-bins-small")
 
 
 def shipped_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
@@ -52,7 +57,8 @@ def train_default(out_dir: Path, *, progress: bool = True) -> None:
     """Train the default model with ``DEFAULT_RECIPE`` into ``out_dir``."""
     data = load_dataset(DEFAULT_RECIPE["data"], seed=DEFAULT_RECIPE["data_seed"])
     model_config = ModelConfig.from_preset(DEFAULT_RECIPE["preset"], data.n_steps,
-                                           data.n_channels, layout=DEFAULT_RECIPE["layout"])
+                                           data.n_channels, layout=DEFAULT_RECIPE["layout"],
+                                           parametrisation=DEFAULT_RECIPE["parametrisation"])
     train_config = TrainConfig(steps=DEFAULT_RECIPE["steps"],
                                batch_size=DEFAULT_RECIPE["batch_size"],
                                seed=DEFAULT_RECIPE["seed"])
@@ -65,31 +71,58 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sample_with_shards(model, shard_dir: Path, *, n_samples: int, n_steps: int, seed: int,
-                        batch_size: int, progress: bool) -> torch.Tensor:
-    """Generate in batches, keeping each finished batch as an .npy shard so a rerun with
-    the same settings skips it (sample i depends only on (seed, i), so this is exact)."""
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    chunks = []
+def _shard(model, shard_dir: Path, start: int, count: int, *, n_steps: int, seed: int,
+           cache: CacheConfig | None, progress: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One batch of samples (+ its wall time and cache statistics), from disk if done."""
+    name = "uncached" if cache is None else cache.policy
+    shard = shard_dir / f"{name}-{start:07d}_{count}.npy"
+    info_path = shard.with_suffix(".json")
+    if shard.exists() and info_path.exists():
+        return torch.from_numpy(np.load(shard)), json.loads(info_path.read_text())
+    engine = None if cache is None else CacheEngine(model.network, make_policy(cache))
+    began = time.perf_counter()
+    batch = generate(model, count, n_steps=n_steps, seed=seed, batch_size=count,
+                     first_index=start, progress=progress, engine=engine)
+    info = {"seconds": time.perf_counter() - began,
+            "cache": combine(engine.history) if engine is not None else None}
+    atomic_save_npy(shard, batch.numpy())
+    atomic_write_json(info_path, info)
+    return batch, info
+
+
+def _compare_uncached_and_cached(model, shard_dir: Path, cache: CacheConfig, *,
+                                 n_samples: int, n_steps: int, seed: int, batch_size: int,
+                                 progress: bool) -> dict[str, Any]:
+    """Uncached and cached batches interleaved (U C U C ...), same noise: samples of both
+    and the per-batch wall ratios (the timing protocol at batch granularity)."""
+    samples: dict[str, list[torch.Tensor]] = {"uncached": [], "cached": []}
+    ratios, caches = [], []
     for start in range(0, n_samples, batch_size):
         count = min(batch_size, n_samples - start)
-        shard = shard_dir / f"{start:07d}_{count}.npy"
-        if shard.exists():
-            chunks.append(torch.from_numpy(np.load(shard)))
-            continue
-        batch = generate(model, count, n_steps=n_steps, seed=seed, batch_size=count,
-                         first_index=start, progress=progress)
-        atomic_save_npy(shard, batch.numpy())
-        chunks.append(batch)
-    return torch.cat(chunks)
+        plain, plain_info = _shard(model, shard_dir, start, count, n_steps=n_steps, seed=seed,
+                                   cache=None, progress=progress)
+        cached, cached_info = _shard(model, shard_dir, start, count, n_steps=n_steps,
+                                     seed=seed, cache=cache, progress=progress)
+        samples["uncached"].append(plain)
+        samples["cached"].append(cached)
+        ratios.append(cached_info["seconds"] / plain_info["seconds"])
+        caches.append(cached_info["cache"])
+    flops = sum(c["flop_ratio"] * 1.0 for c in caches) / len(caches)
+    return {"uncached": torch.cat(samples["uncached"]), "cached": torch.cat(samples["cached"]),
+            "time_ratios": ratios, "wall_speedup": 1.0 / statistics.median(ratios),
+            "flop_speedup": 1.0 / flops,
+            "recompute_fraction": sum(c["recompute_fraction"] for c in caches) / len(caches),
+            "cache_bytes": max(c["cache_bytes"] for c in caches)}
 
 
 def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                  checkpoint: str | Path | None = None, retrain: bool = False,
                  n_samples: int = 256, n_steps: int = 1000, seed: int = 0,
                  batch_size: int = 64, n_directions: int = 1000,
-                 progress: bool = True) -> dict[str, Any]:
-    """Run the main job and return its results (also written to ``runs/<name>/``)."""
+                 cache: CacheConfig | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the main job and return its results (also written to ``runs/<name>/``).
+    ``cache`` is the policy compared with uncached sampling (default: E²-CRF defaults)."""
+    cache = cache if cache is not None else E2CRFConfig()
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"run name must be a plain directory name, got {name!r}")
     if retrain and checkpoint is not None:
@@ -110,10 +143,13 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                           f"({data.n_steps}, {data.n_channels})")
     trained_at = time.perf_counter()
     settings = {"checkpoint": str(checkpoint.resolve()), "n_samples": n_samples,
-                "n_steps": n_steps, "seed": seed, "sampler": "reverse_euler_maruyama"}
+                "n_steps": n_steps, "seed": seed, "sampler": "reverse_euler_maruyama",
+                "cache": cache.to_dict()}
     shard_dir = work_dir / f"shards-{_fingerprint(settings)}"
-    samples = _sample_with_shards(model, shard_dir, n_samples=n_samples, n_steps=n_steps,
-                                  seed=seed, batch_size=batch_size, progress=progress)
+    comparison = _compare_uncached_and_cached(model, shard_dir, cache, n_samples=n_samples,
+                                              n_steps=n_steps, seed=seed,
+                                              batch_size=batch_size, progress=progress)
+    samples, cached = comparison.pop("uncached"), comparison.pop("cached")
     sampled_at = time.perf_counter()
 
     held_out, train_set = data.test, data.train
@@ -124,17 +160,22 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                                        seed=seed),
         "dummy_mean_beat": sample_metrics(dummy, held_out, n_directions=n_directions,
                                           seed=seed),
+        "cached": sample_metrics(cached, held_out, n_directions=n_directions, seed=seed),
     }
+    paired = summarise_paired(paired_relative_error(cached, samples)).to_dict()
+    comparison.update({"policy": cache.to_dict(), "paired_error": paired,
+                       "threads": torch.get_num_threads()})
     results = {
         "fdbench_version": __version__, "torch_version": torch.__version__,
         "python": platform.python_version(), "machine": platform.machine(),
         "threads": torch.get_num_threads(), "data": data.description,
         "n_train": int(train_set.shape[0]), "n_held_out": int(held_out.shape[0]),
         "checkpoint": str(checkpoint), "checkpoint_meta": model.meta,
-        "settings": settings, "metrics": scores,
+        "settings": settings, "metrics": scores, "cache_comparison": comparison,
         "seconds": {"model": trained_at - started, "sampling": sampled_at - trained_at},
     }
     atomic_save_npy(work_dir / "samples.npy", samples.numpy())
+    atomic_save_npy(work_dir / "samples_cached.npy", cached.numpy())
     plot_real_vs_generated(held_out, samples, work_dir / "samples.png",
                            title=f"ECG beats: held-out vs generated ({n_steps}-step EM)")
     results["seconds"]["total"] = time.perf_counter() - started
@@ -150,11 +191,17 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
 def summary_table(results: dict[str, Any]) -> str:
     """Plain-text table of the headline numbers."""
     rows = [("", "SW time", "SW freq", "marginal W time", "marginal W freq")]
-    for label, key in (("generated", "generated"), ("real vs real", "real_vs_real"),
+    for label, key in (("generated (uncached)", "generated"),
+                       ("generated (E²-CRF)", "cached"), ("real vs real", "real_vs_real"),
                        ("dummy (mean beat)", "dummy_mean_beat")):
         m = results["metrics"][key]
         rows.append((label, *(f"{m[k]['mean']:.4f}" for k in
                               ("sw_time", "sw_freq", "marginal_w_time", "marginal_w_freq"))))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                     for row in rows)
+    table = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                      for row in rows)
+    c = results["cache_comparison"]
+    return (f"{table}\nE²-CRF vs uncached ({c['threads']} threads, interleaved per batch): "
+            f"wall speedup {c['wall_speedup']:.2f}x, FLOP speedup {c['flop_speedup']:.2f}x, "
+            f"recompute fraction {c['recompute_fraction']:.3f}, paired relative error "
+            f"{c['paired_error']['mean']:.4f} (mean over samples)")

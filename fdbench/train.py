@@ -23,7 +23,7 @@ from fdbench.data.standardise import Standardiser
 from fdbench.errors import CheckpointError, ConfigError
 from fdbench.io import atomic_write, atomic_write_json
 from fdbench.model import ModelConfig, ScoreTransformer, build_model
-from fdbench.pipeline import ScoreModel, to_domain
+from fdbench.pipeline import ScoreModel, output_to_score, to_domain
 from fdbench.sde import SDE, marginal_std, perturb
 from fdbench.spectral import chart_lambda
 
@@ -76,7 +76,8 @@ def dsm_loss(network: ScoreTransformer, x0: Tensor, sde: SDE, lam: Tensor | None
     w_b = 1 / sum_{j,m} (s(t) Lambda_j)^-2, averaged over the batch. Computed through the
     residual s Lambda score + z, which stays O(1) where the target is O(1/s)."""
     std = marginal_std(sde, t, lam).expand_as(x0)              # (B, N, M)
-    score = network(perturb(sde, x0, t, z, lam), t)
+    x_t = perturb(sde, x0, t, z, lam)
+    score = output_to_score(network(x_t, t), x_t, t, sde, lam, network.config.parametrisation)
     per_coordinate = (std * score + z).square() / std.square()  # (score - target)^2
     weight = 1.0 / std.square().reciprocal().sum(dim=(1, 2))
     return (weight * per_coordinate.sum(dim=(1, 2))).mean()

@@ -15,7 +15,7 @@ from fdbench.data import load_dataset
 from fdbench.data.standardise import Standardiser
 from fdbench.model import ModelConfig, build_model
 from fdbench.pipeline import ScoreModel, to_domain
-from fdbench.run import _sample_with_shards
+from fdbench.run import _shard
 from fdbench.sde import VPSDE
 
 
@@ -81,11 +81,13 @@ def test_finished_sample_batches_are_reused(tmp_path, ecg_shaped_checkpoint) -> 
     model = load_checkpoint(ecg_shaped_checkpoint)
     shards = tmp_path / "shards"
     shards.mkdir()
-    np.save(shards / "0000000_2.npy", np.full((2, 187, 1), 7.0, dtype=np.float32))
-    samples = _sample_with_shards(model, shards, n_samples=3, n_steps=3, seed=0,
-                                  batch_size=2, progress=False)
-    assert torch.all(samples[:2] == 7.0) and not torch.all(samples[2] == 7.0)
-    assert (shards / "0000002_1.npy").exists()
+    np.save(shards / "uncached-0000000_2.npy", np.full((2, 187, 1), 7.0, dtype=np.float32))
+    (shards / "uncached-0000000_2.json").write_text('{"seconds": 1.0, "cache": null}')
+    reused, info = _shard(model, shards, 0, 2, n_steps=3, seed=0, cache=None, progress=False)
+    assert torch.all(reused == 7.0) and info["seconds"] == 1.0
+    fresh, info = _shard(model, shards, 2, 1, n_steps=3, seed=0, cache=None, progress=False)
+    assert not torch.all(fresh == 7.0) and info["seconds"] > 0
+    assert (shards / "uncached-0000002_1.npy").exists()
 
 
 @pytest.mark.parametrize("array,message", [

@@ -9,6 +9,7 @@ from fdbench.errors import ConfigError
 from fdbench.spectral import n_bins
 
 LAYOUTS = ("time", "chart", "bins")
+PARAMETRISATIONS = ("score", "noise", "preconditioned")
 
 # d_ff / d_model is ~28 in the paper model, which makes the FFN ~86 % of a layer's FLOPs;
 # presets keep that regime so that caching results transfer (issue 2, item 5).
@@ -41,6 +42,11 @@ class ModelConfig:
     dropout: float = 0.1
     time_scale: float = 30.0     # std of the Gaussian Fourier features of t
     layer_norm_eps: float = 1e-5
+    # What the head predicts (fdbench.pipeline.output_to_score): "score" (the paper's
+    # network), "noise" (z of x_t = m x_0 + s Lambda z) or "preconditioned" (EDM-style
+    # skip + scaled correction). Post-norm outputs are bounded and shrink under MSE, which
+    # made small score/noise models diverge at high t (docs/DESIGN.md, "parametrisation").
+    parametrisation: str = "score"
 
     def __post_init__(self) -> None:
         for field in ("n_steps", "n_channels", "d_model", "n_layers", "n_heads", "d_ff"):
@@ -59,6 +65,8 @@ class ModelConfig:
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
             ("time_scale", self.time_scale > 0, "> 0"),
             ("layer_norm_eps", self.layer_norm_eps > 0, "> 0"),
+            ("parametrisation", self.parametrisation in PARAMETRISATIONS,
+             f"one of {PARAMETRISATIONS}"),
         ]
         for field, ok, allowed in checks:
             if not ok:

@@ -55,6 +55,20 @@ class SelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         return q, k, v
 
+    def project_q(self, h: Tensor) -> Tensor:
+        """Queries only: (B, n, d) -> (B, heads, n, head_dim) (rows 0..d of in_proj)."""
+        width = h.shape[-1]
+        q = F.linear(h, self.in_proj_weight[:width], self.in_proj_bias[:width])
+        return split_heads(q, self.n_heads)
+
+    def project_kv(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values only: (B, n, d) -> k, v, each (B, heads, n, head_dim)."""
+        batch, n_tokens, width = h.shape
+        kv = F.linear(h, self.in_proj_weight[width:], self.in_proj_bias[width:])
+        kv = kv.view(batch, n_tokens, 2, self.n_heads, width // self.n_heads)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v
+
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Attention rows of the queries q over keys/values k, v, then the out-projection:
         (B, heads, n_q, hd) x (B, heads, n_kv, hd) -> (B, n_q, d)."""

@@ -4,6 +4,10 @@ coordinates for ``chart``/``bins`` (the bins view is internal), time steps for `
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
@@ -11,6 +15,9 @@ from fdbench.model.config import ModelConfig
 from fdbench.model.embeddings import GaussianFourierTime, PositionalEmbedding
 from fdbench.model.layers import EncoderLayer
 from fdbench.spectral import bins_to_chart, chart_to_bins
+
+if TYPE_CHECKING:
+    from fdbench.cache import CacheConfig, CacheEngine, CacheStats
 
 
 class Encoder(nn.Module):
@@ -41,6 +48,7 @@ class ScoreTransformer(nn.Module):
         self.time_encoder = GaussianFourierTime(config.d_model, config.time_scale)
         self.backbone = Encoder(config)
         self.unembedder = nn.Linear(config.d_model, config.token_dim)
+        self._cache_engine: CacheEngine | None = None
 
     def to_tokens(self, x: Tensor) -> Tensor:
         """(B, N, M) -> (B, n_tokens, token_dim)."""
@@ -61,9 +69,39 @@ class ScoreTransformer(nn.Module):
         """Final residual stream (B, n_tokens, d) -> score (B, N, M)."""
         return self.from_tokens(self.unembedder(h))
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """x: (B, N, M) in the model's domain; t: (B,) diffusion times -> score (B, N, M)."""
+    def forward(self, x: Tensor, t: Tensor, step: int | None = None) -> Tensor:
+        """x: (B, N, M) in the model's domain; t: (B,) diffusion times -> score (B, N, M).
+        With a cache enabled, pass the solver's ``step`` index to use it."""
+        if self._cache_engine is not None and step is not None:
+            return self._cache_engine(x, t, step)
         return self.head(self.backbone(self.embed(x, t)))
+
+    # diffusers-like cache switches; the engine itself lives in fdbench.cache
+    def enable_cache(self, config: CacheConfig) -> CacheEngine:
+        """Route ``forward(x, t, step)`` through a cache policy (reset per batch with
+        :meth:`cache_context`)."""
+        from fdbench.cache import CacheEngine, make_policy
+
+        if self._cache_engine is not None:
+            raise RuntimeError("a cache is already enabled; call disable_cache() first")
+        self._cache_engine = CacheEngine(self, make_policy(config))
+        return self._cache_engine
+
+    def disable_cache(self) -> None:
+        self._cache_engine = None
+
+    def cache_stats(self) -> CacheStats | None:
+        """Statistics of the last cached batch (None without a cache or a batch)."""
+        engine = self._cache_engine
+        return engine.stats if engine is not None and engine.history else None
+
+    @contextmanager
+    def cache_context(self, n_steps: int, sample_ids: Tensor) -> Iterator[None]:
+        """Enter once per sampling batch: resets caches and policy state."""
+        if self._cache_engine is None:
+            raise RuntimeError("no cache enabled: call enable_cache(config) first")
+        self._cache_engine.start_batch(n_steps, sample_ids)
+        yield
 
 
 def build_model(config: ModelConfig, *, seed: int = 0) -> ScoreTransformer:

@@ -1,0 +1,215 @@
+"""``fdbench bench``: cached sampling against uncached, by the timing protocol.
+
+For one checkpoint: (1) a quality pass — ``num_samples`` samples per policy drawn with the
+same prior and step noise as the uncached ones, scored against held-out data and paired
+with the uncached samples; (2) a timing pass per batch size — the uncached sampler and
+every policy run interleaved in one process (round robin, after a warm-up, fixed
+threads), each round's wall ratio taken against the same round's uncached run. Every
+speedup is printed beside its FLOP ratio. Records go to ``results.jsonl`` (rewritten
+atomically after each record); a rerun with the same settings skips finished records."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fdbench import __version__
+from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
+from fdbench.checkpoint import load_checkpoint
+from fdbench.data import load_dataset
+from fdbench.errors import ConfigError
+from fdbench.generate import generate
+from fdbench.io import atomic_save_npy, atomic_write_text
+from fdbench.pipeline import ScoreModel
+from fdbench.quality import quality_summary
+from fdbench.timing import ratio_summary
+
+RESULTS_FILE = "results.jsonl"
+UNCACHED = "uncached"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one ``fdbench bench`` run measures."""
+
+    policies: tuple[str, ...] = ("e2crf", "e2crf_literal", "e2crf_paper", "e2crf_best",
+                                 "fixed", "naive_kv")
+    batch_sizes: tuple[int, ...] = (1, 64)
+    n_steps: int = 1000
+    num_samples: int = 64
+    rounds: int = 3
+    warmup_steps: int = 20
+    seed: int = 0
+    threads: int = 1
+    n_directions: int = 1000
+    n_boot: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("n_steps", "num_samples", "rounds", "threads", "n_directions", "n_boot"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+        if self.warmup_steps < 2:
+            raise ConfigError(f"BenchConfig.warmup_steps must be >= 2, got {self.warmup_steps}")
+
+
+class ResultStore:
+    """JSON-lines records keyed by (kind, policy, batch); rewritten atomically."""
+
+    def __init__(self, path: Path, settings: dict[str, Any]):
+        self.path, self.settings = path, settings
+        self.records: list[dict[str, Any]] = []
+        if path.exists():
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+            # records from other settings are not comparable: keep only matching ones
+            self.records = [r for r in lines if r.get("settings") == settings]
+
+    def find(self, kind: str, policy: str, batch: int | None = None) -> dict[str, Any] | None:
+        for record in self.records:
+            if (record["kind"], record["policy"], record.get("batch")) == (kind, policy, batch):
+                return record
+        return None
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records.append({**record, "settings": self.settings})
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)
+        atomic_write_text(self.path, text)
+
+
+def _engine(model: ScoreModel, spec: str) -> CacheEngine | None:
+    if spec == UNCACHED:
+        return None
+    return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
+
+
+def _held_out(model: ScoreModel) -> torch.Tensor:
+    name = model.meta.get("data")
+    if not name:
+        raise ConfigError("the checkpoint does not say which data it was trained on "
+                          "(meta.data); cannot score samples")
+    return load_dataset(name, seed=int(model.meta.get("data_seed", 0))).test
+
+
+def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
+                 out_dir: Path, *, progress: bool = True) -> None:
+    """Samples per policy (same noise as uncached), scored and paired."""
+    reference = _held_out(model)
+    samples_dir = out_dir / "samples"
+    uncached = _samples(model, UNCACHED, config, samples_dir, store, progress)
+    for spec in config.policies:
+        if store.find("quality", spec) is not None:
+            continue
+        samples = _samples(model, spec, config, samples_dir, store, progress)
+        summary = quality_summary(samples, reference, paired_reference=uncached,
+                                  n_directions=config.n_directions, seed=config.seed,
+                                  n_boot=config.n_boot)
+        store.add({"kind": "quality", "policy": spec, "quality": summary})
+    if store.find("quality", UNCACHED) is None:
+        store.add({"kind": "quality", "policy": UNCACHED,
+                   "quality": quality_summary(uncached, reference,
+                                              n_directions=config.n_directions,
+                                              seed=config.seed, n_boot=config.n_boot)})
+
+
+def _samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
+             store: ResultStore, progress: bool) -> torch.Tensor:
+    path = samples_dir / f"{spec.replace(':', '_')}.npy"
+    if path.exists() and store.find("samples", spec) is not None:
+        return torch.from_numpy(np.load(path))
+    engine = _engine(model, spec)
+    samples = generate(model, config.num_samples, n_steps=config.n_steps, seed=config.seed,
+                       batch_size=config.num_samples, engine=engine, progress=progress)
+    atomic_save_npy(path, samples.numpy())
+    cache = combine(engine.history) if engine is not None else {}
+    store.add({"kind": "samples", "policy": spec, "cache": cache})
+    return samples
+
+
+def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
+                batch: int, *, progress: bool = True) -> None:
+    """Interleaved wall-clock of uncached vs every policy at one batch size."""
+    if store.find("timing", UNCACHED, batch) is not None:
+        return
+    names = (UNCACHED, *config.policies)
+    engines = {name: _engine(model, name) for name in names}
+
+    def sample(name: str, n_steps: int) -> None:
+        generate(model, batch, n_steps=n_steps, seed=config.seed, batch_size=batch,
+                 engine=engines[name], progress=False)
+
+    for name in names:  # warm-up: allocator, kernels, caches
+        sample(name, config.warmup_steps)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    stats: dict[str, dict[str, Any]] = {}
+    for round_index in range(config.rounds):
+        for name in names:
+            if engines[name] is not None:
+                engines[name].history.clear()
+            start = time.perf_counter()
+            sample(name, config.n_steps)
+            seconds[name].append(time.perf_counter() - start)
+            if engines[name] is not None:
+                stats[name] = combine(engines[name].history)
+        if progress:
+            print(f"  batch {batch}: round {round_index + 1}/{config.rounds} done", flush=True)
+    for name in names:
+        ratio = ratio_summary(seconds[name], seconds[UNCACHED])
+        cache = stats.get(name, {"flop_ratio": 1.0, "flop_speedup": 1.0,
+                                 "recompute_fraction": 1.0, "cache_bytes": 0,
+                                 "decision_seconds": 0.0})
+        wall_speedup = 1.0 / ratio.median
+        store.add({"kind": "timing", "policy": name, "batch": batch,
+                   "seconds": seconds[name], "time_ratio": ratio.to_dict(),
+                   "wall_speedup": wall_speedup, "flop_speedup": cache["flop_speedup"],
+                   "efficiency": wall_speedup / cache["flop_speedup"], "cache": cache})
+
+
+def run_bench(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """Run the quality and timing passes; returns all records of this setting."""
+    torch.set_num_threads(config.threads)
+    model = load_checkpoint(checkpoint)
+    out_dir = Path(out_dir)
+    for spec in config.policies:  # fail on a bad spec before any long work
+        parse_policy(spec, model.n_steps)
+    settings = {**asdict(config), "checkpoint": str(Path(checkpoint).resolve()),
+                "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "fdbench": __version__, "machine": platform.machine()}
+    store = ResultStore(out_dir / RESULTS_FILE, settings)
+    quality_pass(model, config, store, out_dir, progress=progress)
+    for batch in config.batch_sizes:
+        timing_pass(model, config, store, batch, progress=progress)
+    return store.records
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """One Markdown table: speed (wall, FLOPs, efficiency) per batch, then quality."""
+    quality = {r["policy"]: r["quality"] for r in records if r["kind"] == "quality"}
+    rows = ["| policy | batch | wall speedup (IQR) | FLOP speedup | wall/FLOP | SW time +- SE "
+            "| SW freq +- SE | paired error | recompute | cache MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in (r for r in records if r["kind"] == "timing"):
+        q = quality.get(r["policy"], {})
+        ratio = r["time_ratio"]
+        paired = q.get("paired", {}).get("mean") if q.get("paired") else None
+        sw, swf = q.get("sw_time", {}), q.get("sw_freq", {})
+        rows.append(
+            f"| {r['policy']} | {r['batch']} | {1 / ratio['median']:.2f}x "
+            f"({1 / ratio['q75']:.2f}-{1 / ratio['q25']:.2f}) | {r['flop_speedup']:.2f}x | "
+            f"{r['efficiency']:.2f} | {_fmt(sw.get('value'), '.4f')} +- "
+            f"{_fmt(sw.get('se'), '.4f')} | {_fmt(swf.get('value'), '.4f')} +- "
+            f"{_fmt(swf.get('se'), '.4f')} | {_fmt(paired, '.4f')} | "
+            f"{r['cache']['recompute_fraction']:.3f} | {r['cache']['cache_bytes'] / 2**20:.2f} |")
+    return "\n".join(rows)

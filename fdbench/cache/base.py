@@ -1,0 +1,163 @@
+"""The interface every cache policy shares, and the policy registry.
+
+Per model call the engine asks the policy for a :class:`Decision` (which units to
+recompute, which to probe) from the current input, runs the network under it, and hands
+the policy an :class:`Observation` (the final residual stream, the measured staleness of
+probed units), to which the policy may answer with a correction of the reused features.
+Units are frequency bins for frequency policies (a bin's Re and Im chart tokens always
+move together) and tokens otherwise. All tensors keep the batch dimension; policy state
+is reset per sampling batch (:meth:`CachePolicy.reset`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from fdbench.errors import ConfigError
+
+MODES = ("subset", "literal", "kv_only")
+
+
+def check_fields(owner: str, checks: Sequence[tuple[str, bool, str]], values: Any) -> None:
+    """Raise ConfigError naming the first field whose check fails and its allowed range."""
+    for name, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"{owner}.{name} must be {allowed}, got {getattr(values, name)!r}")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Base of every policy's frozen config; ``policy`` names the registered policy."""
+
+    policy: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What a policy learns at the start of a sampling batch."""
+
+    batch: int
+    n_units: int           # bins (frequency policies) or tokens
+    n_steps: int           # solver steps T of this run
+    sample_ids: Tensor     # (B,) global sample indices (seeds per-sample randomness)
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """The solver step a model call belongs to (passed explicitly by the sampler)."""
+
+    index: int
+    total: int
+    t: Tensor              # (B,)
+
+    @property
+    def first(self) -> bool:
+        return self.index == 0
+
+    @property
+    def last(self) -> bool:
+        return self.index == self.total - 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``recompute``: (B, n_units) bool of units to compute fresh, or None for a full step
+    (every token through the plain layers, caches rebuilt). ``measure``: (B, n_units)
+    bool of recomputed units whose staleness (fresh - cached reused feature) the engine
+    measures for the policy."""
+
+    recompute: Tensor | None
+    measure: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the engine reports after a model call (token space, (B, n_tokens, ...))."""
+
+    final: Tensor               # (B, n_tokens, d) the residual stream the head read
+    fresh: Tensor               # (B, n_tokens) bool, computed this step
+    measured: Tensor | None     # (B, n_tokens) bool
+    error: Tensor | None        # (B, n_tokens, d) fresh - cached reused feature, 0 elsewhere
+    unit_of_token: Tensor       # (n_tokens,) the unit (bin or token) each token belongs to
+
+
+class CachePolicy(ABC):
+    """Decision logic of one caching method. Subclasses set ``config_class``, ``units``
+    and ``mode`` and register themselves with :func:`register_policy`."""
+
+    config_class: ClassVar[type[CacheConfig]]
+    units: ClassVar[str] = "tokens"    # "bins" for frequency policies
+
+    def __init__(self, config: CacheConfig):
+        if not isinstance(config, self.config_class):
+            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                              f"got {type(config).__name__}")
+        self.config = config
+        self.batch: BatchInfo | None = None
+
+    @property
+    def mode(self) -> str:
+        """How cached units are reused: ``subset`` (cached tokens skip the whole layer),
+        ``literal`` (all tokens get Q and attention rows; cached ones skip K/V and FFN),
+        ``kv_only`` (only the K/V projections of cached tokens are skipped)."""
+        return getattr(self.config, "reuse_mode", "subset")
+
+    def reset(self, batch: BatchInfo) -> None:
+        """Forget everything: a new sampling batch starts."""
+        self.batch = batch
+
+    @abstractmethod
+    def decide(self, step: StepInfo, units_x: Tensor) -> Decision:
+        """Choose what to recompute from the current input in unit view
+        (B, n_units, unit_dim)."""
+
+    def observe(self, step: StepInfo, observation: Observation) -> Tensor | None:
+        """Learn from the finished call; may return a correction (B, n_tokens, d) that the
+        engine adds to the cached reused features (error feedback)."""
+        return None
+
+    def step_trace(self) -> dict[str, float]:
+        """Policy-specific numbers of the last step for the statistics (e.g. event
+        intensity, feedback strength)."""
+        return {}
+
+
+POLICIES: dict[str, type[CachePolicy]] = {}
+
+
+def register_policy(cls: type[CachePolicy]) -> type[CachePolicy]:
+    """Class decorator: make a policy available under its config's ``policy`` name."""
+    name = cls.config_class.policy
+    if not name or name in POLICIES:
+        raise ConfigError(f"cannot register policy {name!r}: empty or already registered")
+    POLICIES[name] = cls
+    return cls
+
+
+def make_policy(config: CacheConfig) -> CachePolicy:
+    """The policy object for a config."""
+    if config.policy not in POLICIES:
+        raise ConfigError(f"unknown cache policy {config.policy!r}; known: {sorted(POLICIES)}")
+    return POLICIES[config.policy](config)
+
+
+@dataclass
+class StepRecord:
+    """Statistics of one model call."""
+
+    index: int
+    full: bool
+    executed_fraction: float    # layer-token units computed / uncached units (padding included)
+    planned_fraction: float     # units the policy asked for / uncached units
+    flops: float
+    decision_seconds: float
+    extra: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,243 @@
+"""E²-CRF: error-feedback, event-driven caching of spectral tokens (Liu et al. 2026).
+
+At reverse step i, on spectral tokens x_k = [Re c_k, Im c_k] (one per bin):
+  S_i = {0..K} u {k : delta_k > tau_k} u RandomProbe(k > K)                 (E²-15)
+  delta_k = ||x_k(i) - x_k(last computed)|| / ||x_k(last computed)||,
+  tau_k = tau_0 / (eps + ||x_k||^2)
+  r_i = ||z_L(i) - z_L(i-1)|| / (||z_L(i-1)|| + eta)  (event intensity of the final CRF, E²-14)
+  r > tau_warn -> full refresh; every R steps or on warning, probed tokens measure
+  e_k = z_k - zhat_k and cached tokens get zhat <- zhat + alpha e, alpha = min(alpha_max, r/2)
+                                                                            (E²-17/18)
+Tokens in S_i run every layer fresh; the others reuse cached K/V and features (engine).
+
+Choices where the paper is ambiguous (each with its alternative as an option):
+* r_i needs the current step's z_L before deciding what to compute. ``event_source=
+  "previous"`` (default) uses the last available value, r_{i-1}; ``"input"`` uses the
+  relative change of the input tokens, available before the call, as a cheap proxy.
+* A correction measured on probed tokens must reach unprobed ones. ``correction=
+  "band_mean"`` (default) adds alpha times the mean error of the probed high-band tokens
+  to every cached high-band token; ``"nearest_probe"`` adds each token the error of the
+  probed bin nearest in frequency.
+* The corrected feature is the one reused at the network's end: the final residual
+  stream in ``subset`` mode, the last layer's FFN output in ``literal`` mode.
+* Without probes (ablation ``no_probe``) the error is measured on the triggered
+  high-band tokens instead. Warnings and alpha are per sample (batch independence).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fdbench.cache.base import (
+    MODES,
+    BatchInfo,
+    CacheConfig,
+    CachePolicy,
+    Decision,
+    Observation,
+    StepInfo,
+    check_fields,
+    register_policy,
+)
+from fdbench.randomness import sample_seed
+
+
+@dataclass(frozen=True)
+class E2CRFConfig(CacheConfig):
+    """E²-CRF parameters, named as in the public code (Liu et al. 2026, Sec. 3-4). The
+    defaults are fdbench's operating point; see :meth:`paper_stated`, :meth:`paper_best`
+    and :meth:`public_code` for the paper's and the code's own values."""
+
+    policy = "e2crf"
+    K: int = 5                        # low band {0..K}: recomputed every step
+    tau_0: float = 0.1                # base threshold of the relative-change trigger
+    R: int = 10                       # error-feedback period in steps
+    tau_warn: float = 0.5             # event intensity that forces a full refresh
+    random_probe_ratio: float = 0.05  # share of the high band probed per step
+    alpha_max: float = 0.1            # cap of the feedback gain
+    eps: float = 1e-6                 # energy floor in tau_k
+    eta: float = 1e-6                 # denominator floor in r_i
+    reuse_mode: str = "subset"        # "subset" | "literal" (see CachePolicy.mode)
+    event_source: str = "previous"    # "previous" | "input"
+    correction: str = "band_mean"     # "band_mean" | "nearest_probe"
+    use_event: bool = True            # ablation no_event: no warning-driven refresh/feedback
+    use_feedback: bool = True         # ablation no_feedback
+    use_energy: bool = True           # ablation no_energy: tau_k = tau_0
+    use_probes: bool = True           # ablation no_probe
+    seed: int = 0                     # probe randomness, per (seed, sample index)
+
+    def __post_init__(self) -> None:
+        check_fields("E2CRFConfig", [
+            ("K", isinstance(self.K, int) and self.K >= 0, "an int >= 0"),
+            ("tau_0", self.tau_0 > 0, "> 0"),
+            ("R", isinstance(self.R, int) and self.R >= 1, "an int >= 1"),
+            ("tau_warn", self.tau_warn > 0, "> 0"),
+            ("random_probe_ratio", 0.0 <= self.random_probe_ratio <= 1.0, "in [0, 1]"),
+            ("alpha_max", 0.0 <= self.alpha_max <= 1.0, "in [0, 1]"),
+            ("eps", self.eps > 0, "> 0"),
+            ("eta", self.eta > 0, "> 0"),
+            ("reuse_mode", self.reuse_mode in MODES[:2], f"one of {MODES[:2]}"),
+            ("event_source", self.event_source in ("previous", "input"),
+             "'previous' or 'input'"),
+            ("correction", self.correction in ("band_mean", "nearest_probe"),
+             "'band_mean' or 'nearest_probe'"),
+            ("seed", isinstance(self.seed, int) and self.seed >= 0, "an int >= 0"),
+        ], self)
+
+    @classmethod
+    def paper_stated(cls, n_steps: int, **changes: Any) -> E2CRFConfig:
+        """The paper's stated defaults: K = floor(N/10), tau_0 = 0.01, R = 50,
+        tau_warn = 0.5 (Sec. 4.1)."""
+        return cls(**{"K": n_steps // 10, "tau_0": 0.01, "R": 50, "tau_warn": 0.5, **changes})
+
+    @classmethod
+    def paper_best(cls, **changes: Any) -> E2CRFConfig:
+        """The best row of the paper's ECG ablation (Table 3): K = 1, R = 150."""
+        return cls(**{"K": 1, "tau_0": 0.01, "R": 150, "tau_warn": 0.5, **changes})
+
+    @classmethod
+    def public_code(cls, **changes: Any) -> E2CRFConfig:
+        """The public code's defaults: K 5, tau_0 0.1, R 10, tau_warn 0.5, probes 5 %."""
+        return cls(**{"K": 5, "tau_0": 0.1, "R": 10, "tau_warn": 0.5,
+                      "random_probe_ratio": 0.05, **changes})
+
+    def ablation(self, name: str) -> E2CRFConfig:
+        """This config with one component removed: no_event, no_feedback, no_energy,
+        no_probe (the paper's ablation list)."""
+        flags = {"no_event": "use_event", "no_feedback": "use_feedback",
+                 "no_energy": "use_energy", "no_probe": "use_probes"}
+        if name not in flags:
+            raise ValueError(f"unknown E²-CRF ablation {name!r}; known: {sorted(flags)}")
+        return replace(self, **{flags[name]: False})
+
+
+def relative_change(current: Tensor, reference: Tensor, floor: float) -> Tensor:
+    """||a - b|| / (||b|| + floor) over the last axis (E²-14 for the event intensity,
+    E²-15's delta_k with the floor keeping all-zero tokens finite)."""
+    return (current - reference).norm(dim=-1) / (reference.norm(dim=-1) + floor)
+
+
+def energy_threshold(tokens: Tensor, tau_0: float, eps: float) -> Tensor:
+    """tau_k = tau_0 / (eps + ||x_k||^2): high-energy tokens get stricter thresholds
+    (E²-15)."""
+    return tau_0 / (eps + tokens.square().sum(dim=-1))
+
+
+def feedback_gain(intensity: Tensor, alpha_max: float) -> Tensor:
+    """alpha_i = min(alpha_max, r_i / 2) (E²-18)."""
+    return (intensity / 2).clamp(max=alpha_max)
+
+
+@register_policy
+class E2CRF(CachePolicy):
+    config_class = E2CRFConfig
+    units = "bins"
+
+    def reset(self, batch: BatchInfo) -> None:
+        super().reset(batch)
+        config = self.config
+        self.last_x: Tensor | None = None        # (B, n_bins, 2M) input when last computed
+        self.prev_final: Tensor | None = None    # (B, n, d) z_L of the previous call
+        self.prev_input: Tensor | None = None    # (B, n_bins, 2M), event_source "input"
+        self.intensity: Tensor | None = None     # (B,) latest r
+        self.due: Tensor | None = None           # (B,) feedback due this step
+        self.n_high = max(0, batch.n_units - (config.K + 1))
+        self.n_probe = math.ceil(config.random_probe_ratio * self.n_high) \
+            if config.use_probes else 0
+        self.generators = [torch.Generator(device=batch.device).manual_seed(
+            sample_seed(config.seed, int(i))) for i in batch.sample_ids.tolist()]
+        self._trace: dict[str, float] = {}
+
+    def state_nbytes(self) -> int:
+        kept = [self.last_x, self.prev_final, self.prev_input]
+        return sum(t.numel() * t.element_size() for t in kept if t is not None)
+
+    def _probes(self, shape: torch.Size, device: torch.device) -> Tensor:
+        """(B, n_bins) bool: ceil(ratio * n_high) random high-band bins per sample, drawn
+        from the sample's own generator (reproducible from (seed, sample index))."""
+        probes = torch.zeros(shape, dtype=torch.bool, device=device)
+        if self.n_probe == 0:
+            return probes
+        scores = torch.stack([torch.rand(self.n_high, generator=g, device=device)
+                              for g in self.generators])
+        chosen = scores.topk(self.n_probe, dim=1).indices + self.config.K + 1
+        return probes.scatter_(1, chosen, True)
+
+    def decide(self, step: StepInfo, units_x: Tensor) -> Decision:
+        config = self.config
+        if config.event_source == "input":
+            if self.prev_input is not None:
+                self.intensity = relative_change(units_x.flatten(1),
+                                                 self.prev_input.flatten(1), config.eta)
+            self.prev_input = units_x.clone()
+        self._trace = {}
+        if step.first or step.last or self.last_x is None:
+            self.last_x, self.due = units_x.clone(), None
+            return Decision(None)
+        batch = units_x.shape[0]
+        warn = torch.zeros(batch, dtype=torch.bool, device=units_x.device)
+        if config.use_event and self.intensity is not None:
+            warn = self.intensity > config.tau_warn
+        change = relative_change(units_x, self.last_x, config.eps)          # (B, n_bins)
+        tau = energy_threshold(units_x, config.tau_0, config.eps) if config.use_energy \
+            else torch.full_like(change, config.tau_0)
+        triggered = change > tau
+        triggered[:, : config.K + 1] = False
+        probes = self._probes(change.shape, units_x.device)
+        recompute = triggered | probes | warn[:, None]
+        recompute[:, : config.K + 1] = True
+        self.last_x = torch.where(recompute[..., None], units_x, self.last_x)
+        measure = None
+        if config.use_feedback:
+            periodic = step.index % config.R == 0
+            self.due = warn | periodic
+            if bool(self.due.any()):
+                measure = probes if config.use_probes else triggered
+        self._trace = {"triggered": float(triggered.float().mean()),
+                       "warned": float(warn.float().mean()),
+                       "probes": float(probes.float().sum(1).mean())}
+        return Decision(recompute, measure)
+
+    def observe(self, step: StepInfo, observation: Observation) -> Tensor | None:
+        config = self.config
+        final = observation.final
+        if config.event_source == "previous":
+            if self.prev_final is not None:
+                self.intensity = relative_change(final.flatten(1), self.prev_final.flatten(1),
+                                                 config.eta)
+            self.prev_final = final.clone()
+        if self.intensity is not None:
+            self._trace["event_intensity"] = float(self.intensity.mean())
+        if observation.error is None or self.due is None or self.intensity is None:
+            return None
+        alpha = feedback_gain(self.intensity, config.alpha_max) * self.due    # (B,)
+        high = observation.unit_of_token > config.K                           # (n,)
+        target = ~observation.fresh & high                                    # (B, n)
+        measured = observation.measured
+        if config.correction == "band_mean":
+            count = measured.sum(dim=1).clamp_min(1)                          # (B,)
+            error = (observation.error.sum(dim=1) / count[:, None])[:, None, :]
+        else:
+            error = self._nearest_probe_error(observation)
+        self._trace["feedback_alpha"] = float(alpha.mean())
+        return alpha[:, None, None] * target[..., None] * error
+
+    def _nearest_probe_error(self, observation: Observation) -> Tensor:
+        """(B, n, d): for every token, the error of the measured token whose bin is
+        nearest in frequency (zero when nothing was measured)."""
+        bins = observation.unit_of_token.to(torch.float32)                    # (n,)
+        distance = (bins[:, None] - bins[None, :]).abs()                      # (n, n)
+        distance = distance[None].expand(observation.measured.shape[0], -1, -1).clone()
+        distance.masked_fill_(~observation.measured[:, None, :], float("inf"))
+        nearest = distance.argmin(dim=2)                                      # (B, n)
+        picked = torch.gather(observation.error, 1,
+                              nearest[..., None].expand_as(observation.error))
+        return picked * observation.measured.any(dim=1)[:, None, None]
+
+    def step_trace(self) -> dict[str, float]:
+        return dict(self._trace)
