@@ -33,6 +33,22 @@ from fdbench.timing import ratio_summary
 
 RESULTS_FILE = "results.jsonl"
 UNCACHED = "uncached"
+NETWORK_OFF = "network_off"
+
+
+class NetworkOff:
+    """Control, not a cache: the network's output replaced by zeros at every step. Its
+    quality is what sampling achieves without the network at all (for a preconditioned
+    model: the Gaussian skip alone); a cache's errors mean something only next to it."""
+
+    def __init__(self) -> None:
+        self.history: list = []
+
+    def start_batch(self, n_steps: int, sample_ids: torch.Tensor) -> None:
+        return None
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+        return torch.zeros_like(x)
 
 
 @dataclass(frozen=True)
@@ -65,12 +81,14 @@ class ResultStore:
     """JSON-lines records keyed by (kind, policy, batch); rewritten atomically."""
 
     def __init__(self, path: Path, settings: dict[str, Any]):
-        self.path, self.settings = path, settings
-        self.records: list[dict[str, Any]] = []
+        # JSON-normalised (tuples -> lists) so settings read back from disk compare equal
+        self.path, self.settings = path, json.loads(json.dumps(settings))
+        lines = []
         if path.exists():
             lines = [json.loads(line) for line in path.read_text().splitlines() if line]
-            # records from other settings are not comparable: keep only matching ones
-            self.records = [r for r in lines if r.get("settings") == settings]
+        # records of other settings are another experiment: kept in the file, never reused
+        self.records = [r for r in lines if r.get("settings") == self.settings]
+        self.foreign = [r for r in lines if r.get("settings") != self.settings]
 
     def find(self, kind: str, policy: str, batch: int | None = None) -> dict[str, Any] | None:
         for record in self.records:
@@ -80,13 +98,16 @@ class ResultStore:
 
     def add(self, record: dict[str, Any]) -> None:
         self.records.append({**record, "settings": self.settings})
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)
+        text = "".join(json.dumps(r, sort_keys=True) + "\n"
+                       for r in self.foreign + self.records)
         atomic_write_text(self.path, text)
 
 
-def _engine(model: ScoreModel, spec: str) -> CacheEngine | None:
+def _engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
     if spec == UNCACHED:
         return None
+    if spec == NETWORK_OFF:
+        return NetworkOff()
     return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
 
 
@@ -104,7 +125,7 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
     reference = _held_out(model)
     samples_dir = out_dir / "samples"
     uncached = _samples(model, UNCACHED, config, samples_dir, store, progress)
-    for spec in config.policies:
+    for spec in (*config.policies, NETWORK_OFF):
         if store.find("quality", spec) is not None:
             continue
         samples = _samples(model, spec, config, samples_dir, store, progress)
@@ -128,7 +149,7 @@ def _samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Pat
     samples = generate(model, config.num_samples, n_steps=config.n_steps, seed=config.seed,
                        batch_size=config.num_samples, engine=engine, progress=progress)
     atomic_save_npy(path, samples.numpy())
-    cache = combine(engine.history) if engine is not None else {}
+    cache = combine(engine.history) if isinstance(engine, CacheEngine) else {}
     store.add({"kind": "samples", "policy": spec, "cache": cache})
     return samples
 
@@ -197,6 +218,7 @@ def _fmt(value: Any, spec: str) -> str:
 def format_table(records: list[dict[str, Any]]) -> str:
     """One Markdown table: speed (wall, FLOPs, efficiency) per batch, then quality."""
     quality = {r["policy"]: r["quality"] for r in records if r["kind"] == "quality"}
+    timed = {r["policy"] for r in records if r["kind"] == "timing"}
     rows = ["| policy | batch | wall speedup (IQR) | FLOP speedup | wall/FLOP | SW time +- SE "
             "| SW freq +- SE | paired error | recompute | cache MiB |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -212,4 +234,10 @@ def format_table(records: list[dict[str, Any]]) -> str:
             f"{_fmt(sw.get('se'), '.4f')} | {_fmt(swf.get('value'), '.4f')} +- "
             f"{_fmt(swf.get('se'), '.4f')} | {_fmt(paired, '.4f')} | "
             f"{r['cache']['recompute_fraction']:.3f} | {r['cache']['cache_bytes'] / 2**20:.2f} |")
+    for name in sorted(set(quality) - timed):  # controls scored but not timed
+        q = quality[name]
+        paired = q["paired"]["mean"] if q.get("paired") else None
+        rows.append(f"| {name} (control) | - | - | - | - | {q['sw_time']['value']:.4f} +- "
+                    f"{q['sw_time']['se']:.4f} | {q['sw_freq']['value']:.4f} +- "
+                    f"{q['sw_freq']['se']:.4f} | {_fmt(paired, '.4f')} | - | - |")
     return "\n".join(rows)

@@ -251,7 +251,7 @@ def test_e2crf_warning_forces_full_refresh_and_feedback() -> None:
     config = E2CRFConfig(K=0, tau_0=100.0, R=1000, tau_warn=0.75, random_probe_ratio=0.5)
     engine = CacheEngine(net, make_policy(config))
     run_engine(engine, xs)
-    trace = engine.stats.steps
+    trace = engine.stats.records()
     assert trace[5].extra["warned"] > 0 and trace[5].planned_fraction == 1.0
     assert trace[5].extra.get("feedback_alpha", 0) > 0
     assert trace[2].extra["warned"] == 0 and trace[2].planned_fraction < 1.0

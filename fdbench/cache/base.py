@@ -125,9 +125,10 @@ class CachePolicy(ABC):
         engine adds to the cached reused features (error feedback)."""
         return None
 
-    def step_trace(self) -> dict[str, float]:
+    def step_trace(self) -> dict[str, float | Tensor]:
         """Policy-specific numbers of the last step for the statistics (e.g. event
-        intensity, feedback strength)."""
+        intensity, feedback strength); 0-d tensors are fine (converted when read, so the
+        sampling loop does not synchronise on them)."""
         return {}
 
 
@@ -152,12 +153,18 @@ def make_policy(config: CacheConfig) -> CachePolicy:
 
 @dataclass
 class StepRecord:
-    """Statistics of one model call."""
+    """Statistics of one model call. ``planned_fraction`` and ``extra`` values may be
+    0-d tensors until :meth:`materialise` turns them into floats."""
 
     index: int
     full: bool
     executed_fraction: float    # layer-token units computed / uncached units (padding included)
-    planned_fraction: float     # units the policy asked for / uncached units
+    planned_fraction: float | Tensor  # units the policy asked for / uncached units
     flops: float
     decision_seconds: float
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float | Tensor] = field(default_factory=dict)
+
+    def materialise(self) -> StepRecord:
+        self.planned_fraction = float(self.planned_fraction)
+        self.extra = {key: float(value) for key, value in self.extra.items()}
+        return self

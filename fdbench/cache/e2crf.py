@@ -46,6 +46,8 @@ from fdbench.cache.base import (
 )
 from fdbench.randomness import sample_seed
 
+PROBE_CHUNK = 64  # steps of probe scores drawn per generator call
+
 
 @dataclass(frozen=True)
 class E2CRFConfig(CacheConfig):
@@ -151,7 +153,9 @@ class E2CRF(CachePolicy):
             if config.use_probes else 0
         self.generators = [torch.Generator(device=batch.device).manual_seed(
             sample_seed(config.seed, int(i))) for i in batch.sample_ids.tolist()]
-        self._trace: dict[str, float] = {}
+        self.probe_scores: Tensor | None = None  # (B, PROBE_CHUNK, n_high), drawn ahead
+        self.probe_row = PROBE_CHUNK
+        self._trace: dict[str, Tensor] = {}
 
     def state_nbytes(self) -> int:
         kept = [self.last_x, self.prev_final, self.prev_input]
@@ -159,12 +163,19 @@ class E2CRF(CachePolicy):
 
     def _probes(self, shape: torch.Size, device: torch.device) -> Tensor:
         """(B, n_bins) bool: ceil(ratio * n_high) random high-band bins per sample, drawn
-        from the sample's own generator (reproducible from (seed, sample index))."""
+        from the sample's own generator (reproducible from (seed, sample index)). Scores
+        are drawn PROBE_CHUNK steps ahead: one generator call per sample per chunk, not
+        per step, keeps the decision logic cheap at large batch."""
         probes = torch.zeros(shape, dtype=torch.bool, device=device)
         if self.n_probe == 0:
             return probes
-        scores = torch.stack([torch.rand(self.n_high, generator=g, device=device)
-                              for g in self.generators])
+        if self.probe_row == PROBE_CHUNK:
+            self.probe_scores = torch.stack([
+                torch.rand(PROBE_CHUNK, self.n_high, generator=g, device=device)
+                for g in self.generators])
+            self.probe_row = 0
+        scores = self.probe_scores[:, self.probe_row]
+        self.probe_row += 1
         chosen = scores.topk(self.n_probe, dim=1).indices + self.config.K + 1
         return probes.scatter_(1, chosen, True)
 
@@ -175,7 +186,7 @@ class E2CRF(CachePolicy):
                 self.intensity = relative_change(units_x.flatten(1),
                                                  self.prev_input.flatten(1), config.eta)
             self.prev_input = units_x.clone()
-        self._trace = {}
+        self._trace: dict[str, Tensor] = {}
         if step.first or step.last or self.last_x is None:
             self.last_x, self.due = units_x.clone(), None
             return Decision(None)
@@ -198,9 +209,9 @@ class E2CRF(CachePolicy):
             self.due = warn | periodic
             if bool(self.due.any()):
                 measure = probes if config.use_probes else triggered
-        self._trace = {"triggered": float(triggered.float().mean()),
-                       "warned": float(warn.float().mean()),
-                       "probes": float(probes.float().sum(1).mean())}
+        # traces stay tensors: converted once when the statistics are read, not per step
+        self._trace = {"triggered": triggered.float().mean(), "warned": warn.float().mean(),
+                       "probes": probes.float().sum(1).mean()}
         return Decision(recompute, measure)
 
     def observe(self, step: StepInfo, observation: Observation) -> Tensor | None:
@@ -212,7 +223,7 @@ class E2CRF(CachePolicy):
                                                  config.eta)
             self.prev_final = final.clone()
         if self.intensity is not None:
-            self._trace["event_intensity"] = float(self.intensity.mean())
+            self._trace["event_intensity"] = self.intensity.mean()
         if observation.error is None or self.due is None or self.intensity is None:
             return None
         alpha = feedback_gain(self.intensity, config.alpha_max) * self.due    # (B,)
@@ -224,7 +235,7 @@ class E2CRF(CachePolicy):
             error = (observation.error.sum(dim=1) / count[:, None])[:, None, :]
         else:
             error = self._nearest_probe_error(observation)
-        self._trace["feedback_alpha"] = float(alpha.mean())
+        self._trace["feedback_alpha"] = alpha.mean()
         return alpha[:, None, None] * target[..., None] * error
 
     def _nearest_probe_error(self, observation: Observation) -> Tensor:
@@ -239,5 +250,5 @@ class E2CRF(CachePolicy):
                               nearest[..., None].expand_as(observation.error))
         return picked * observation.measured.any(dim=1)[:, None, None]
 
-    def step_trace(self) -> dict[str, float]:
+    def step_trace(self) -> dict[str, Tensor]:
         return dict(self._trace)

@@ -183,7 +183,7 @@ class CacheEngine:
         flops = matmul_total(forward_flops(self.config, stats.batch, mode=self.mode,
                                            computed=computed))
         executed = 1.0 if computed is None else computed / n
-        planned = 1.0 if counts is None else float(counts.sum()) / (stats.batch * n)
+        planned = 1.0 if counts is None else counts.sum() / (stats.batch * n)
         stats.steps.append(StepRecord(info.index, idx is None, executed, planned, flops,
                                       decision_seconds, self.policy.step_trace()))
         stats.cache_bytes = max(stats.cache_bytes, self.cache_bytes())

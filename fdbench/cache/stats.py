@@ -22,23 +22,34 @@ class CacheStats:
     steps: list[StepRecord] = field(default_factory=list)
     cache_bytes: int = 0          # peak bytes held by the caches and the policy state
 
+    def __post_init__(self) -> None:
+        self._materialised = 0
+
+    def records(self) -> list[StepRecord]:
+        """The step records with every value a float (converted once, lazily)."""
+        for step in self.steps[self._materialised:]:
+            step.materialise()
+        self._materialised = len(self.steps)
+        return self.steps
+
     def summary(self) -> dict[str, Any]:
         """Headline numbers: FLOP ratio/speedup vs the uncached network, mean recompute
         fraction, full steps, decision-logic time and cache memory."""
-        n = max(1, len(self.steps))
-        flops = sum(step.flops for step in self.steps)
+        steps = self.records()
+        n = max(1, len(steps))
+        flops = sum(step.flops for step in steps)
         uncached = self.uncached_flops_per_step * len(self.steps)
         return {
             "policy": self.policy,
             "mode": self.mode,
             "batch": self.batch,
             "steps": len(self.steps),
-            "full_steps": sum(step.full for step in self.steps),
-            "recompute_fraction": sum(s.executed_fraction for s in self.steps) / n,
-            "planned_fraction": sum(s.planned_fraction for s in self.steps) / n,
+            "full_steps": sum(step.full for step in steps),
+            "recompute_fraction": sum(s.executed_fraction for s in steps) / n,
+            "planned_fraction": sum(s.planned_fraction for s in steps) / n,
             "flop_ratio": flops / uncached if uncached else float("nan"),
             "flop_speedup": uncached / flops if flops else float("inf"),
-            "decision_seconds": sum(step.decision_seconds for step in self.steps),
+            "decision_seconds": sum(step.decision_seconds for step in steps),
             "cache_bytes": self.cache_bytes,
         }
 
@@ -46,12 +57,13 @@ class CacheStats:
         """Per-step values of ``executed_fraction``/``planned_fraction``/``flops`` or of a
         policy trace key (NaN where the policy did not report it)."""
         if key in ("executed_fraction", "planned_fraction", "flops", "full"):
-            return [float(getattr(step, key)) for step in self.steps]
-        return [step.extra.get(key, float("nan")) for step in self.steps]
+            return [float(getattr(step, key)) for step in self.records()]
+        return [step.extra.get(key, float("nan")) for step in self.records()]
 
     def to_dict(self) -> dict[str, Any]:
+        steps = self.records()
         return {**{k: v for k, v in asdict(self).items() if k != "steps"},
-                "summary": self.summary(), "steps": [asdict(s) for s in self.steps]}
+                "summary": self.summary(), "steps": [asdict(s) for s in steps]}
 
     def to_markdown(self) -> str:
         s = self.summary()
@@ -72,7 +84,7 @@ def combine(stats: list[CacheStats]) -> dict[str, Any]:
         return {}
     flops = sum(sum(step.flops for step in s.steps) for s in stats)
     uncached = sum(s.uncached_flops_per_step * len(s.steps) for s in stats)
-    steps = [step for s in stats for step in s.steps]
+    steps = [step for s in stats for step in s.records()]
     return {
         "policy": stats[0].policy, "mode": stats[0].mode, "batches": len(stats),
         "recompute_fraction": sum(x.executed_fraction for x in steps) / max(1, len(steps)),

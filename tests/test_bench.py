@@ -1,0 +1,99 @@
+"""fdbench bench and the sweep on a tiny checkpoint: records, controls, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fdbench.bench import RESULTS_FILE, BenchConfig, format_table, run_bench
+from fdbench.checkpoint import save_checkpoint
+from fdbench.data import load_dataset
+from fdbench.data.standardise import Standardiser
+from fdbench.errors import ConfigError
+from fdbench.model import ModelConfig, build_model
+from fdbench.pipeline import ScoreModel, to_domain
+from fdbench.sde import VPSDE
+from fdbench.sweep import pareto_front, run_sweep
+from fdbench.timing import interleaved_timings, ratio_summary
+
+
+@pytest.fixture(scope="module")
+def sines_checkpoint(tmp_path_factory):
+    data = load_dataset("sines")
+    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
+                                     parametrisation="preconditioned")
+    model = ScoreModel(build_model(config).eval(), VPSDE(),
+                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
+
+
+SMALL = dict(policies=("e2crf", "fixed"), batch_sizes=(1, 3), n_steps=6, num_samples=4,
+             rounds=2, warmup_steps=2, n_directions=20, n_boot=5)
+
+
+def test_bench_records_speed_quality_and_controls(sines_checkpoint, tmp_path) -> None:
+    records = run_bench(sines_checkpoint, tmp_path, BenchConfig(**SMALL), progress=False)
+    kinds = {(r["kind"], r["policy"], r.get("batch")) for r in records}
+    for batch in (1, 3):
+        for name in ("uncached", "e2crf", "fixed"):
+            assert ("timing", name, batch) in kinds
+    assert ("quality", "network_off", None) in kinds
+    timing = next(r for r in records if r["kind"] == "timing" and r["policy"] == "fixed")
+    assert len(timing["seconds"]) == 2 and timing["flop_speedup"] > 1.0
+    assert timing["efficiency"] == pytest.approx(timing["wall_speedup"] / timing["flop_speedup"])
+    quality = next(r for r in records if r["kind"] == "quality" and r["policy"] == "e2crf")
+    assert quality["quality"]["paired"]["n"] == 4
+    table = format_table(records)
+    assert "network_off (control)" in table and "| fixed | 3 |" in table
+
+
+def test_bench_resumes_without_redoing_work(sines_checkpoint, tmp_path) -> None:
+    config = BenchConfig(**SMALL)
+    run_bench(sines_checkpoint, tmp_path, config, progress=False)
+    before = (tmp_path / RESULTS_FILE).read_text()
+    records = run_bench(sines_checkpoint, tmp_path, config, progress=False)
+    assert (tmp_path / RESULTS_FILE).read_text() == before
+    assert len(records) == len(before.splitlines())
+    # other settings are a different experiment: its records are not reused
+    other = run_bench(sines_checkpoint, tmp_path, BenchConfig(**{**SMALL, "n_steps": 5}),
+                      progress=False)
+    assert all(r["settings"]["n_steps"] == 5 for r in other)
+    kept = (tmp_path / RESULTS_FILE).read_text().splitlines()
+    assert len(kept) == len(before.splitlines()) + len(other)  # nothing lost
+
+
+def test_bad_bench_settings_fail_before_work(sines_checkpoint, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="unknown cache policy"):
+        run_bench(sines_checkpoint, tmp_path, BenchConfig(**{**SMALL, "policies": ("x",)}))
+    with pytest.raises(ConfigError, match="rounds"):
+        BenchConfig(rounds=0)
+    assert not (tmp_path / RESULTS_FILE).exists()
+
+
+def test_sweep_writes_points_and_plot(sines_checkpoint, tmp_path) -> None:
+    points = run_sweep(sines_checkpoint, tmp_path, BenchConfig(**SMALL), K=[1, 3],
+                       tau_0=[0.5], R=[2], progress=False)
+    assert {p["K"] for p in points} == {1, 3}
+    assert all(p["flop_speedup"] >= 1.0 and p["sw_ratio"] > 0 for p in points)
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    lines = (tmp_path / "sweep.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["settings"]["n_steps"] == 6 for line in lines)
+
+
+def test_pareto_front() -> None:
+    points = [(1.0, 0.5), (2.0, 0.6), (2.0, 0.4), (3.0, 0.9), (0.5, 0.1)]
+    assert sorted(pareto_front(points)) == [2, 3, 4]
+
+
+def test_interleaved_timings_alternate_and_ratios_pair_by_round() -> None:
+    order = []
+    times = interleaved_timings({"a": lambda: order.append("a"),
+                                 "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4 and all(len(v) == 3 for v in times.values())
+    summary = ratio_summary([2.0, 4.0, 6.0], [1.0, 2.0, 2.0])
+    assert summary.median == 2.0 and summary.q25 == 2.0 and summary.q75 == 2.5
+    with pytest.raises(ValueError):
+        interleaved_timings({"a": lambda: None}, repeats=0)
+    assert torch.get_num_threads() >= 1
