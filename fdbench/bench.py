@@ -193,6 +193,28 @@ def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
                    "efficiency": wall_speedup / cache["flop_speedup"], "cache": cache})
 
 
+def random_checkpoint(directory: str | Path, *, preset: str = "paper",
+                      layout: str = "chart", data: str = "ecg", seed: int = 0) -> Path:
+    """A checkpoint with randomly initialised weights of ``preset`` on ``data``'s shape,
+    for timing and FLOP measurements only (its samples mean nothing; meta says so). The
+    preconditioned parametrisation keeps its trajectories bounded."""
+    from fdbench.checkpoint import save_checkpoint
+    from fdbench.data.standardise import Standardiser
+    from fdbench.model import ModelConfig, build_model
+    from fdbench.pipeline import to_domain
+    from fdbench.sde import VPSDE
+
+    split = load_dataset(data)
+    config = ModelConfig.from_preset(preset, split.n_steps, split.n_channels, layout=layout,
+                                     parametrisation="preconditioned")
+    network = build_model(config, seed=seed).eval()
+    standardiser = Standardiser.fit(to_domain(split.train, config.frequency_domain))
+    model = ScoreModel(network, VPSDE(), standardiser,
+                       {"data": data, "weights": "random (timing and FLOPs only)",
+                        "preset": preset})
+    return save_checkpoint(directory, model)
+
+
 def run_bench(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,
               progress: bool = True) -> list[dict[str, Any]]:
     """Run the quality and timing passes; returns all records of this setting."""

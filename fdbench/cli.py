@@ -32,9 +32,9 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _add_threads(parser: argparse.ArgumentParser) -> None:
+def _add_threads(parser: argparse.ArgumentParser, default: str = "torch's choice") -> None:
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch CPU threads (default: torch's choice); printed at start")
+                        help=f"torch CPU threads (default: {default}); printed at start")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -97,6 +97,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from fdbench.run import shipped_checkpoint
 
     checkpoint = args.checkpoint or shipped_checkpoint()
+    if args.random_model:
+        from fdbench.bench import random_checkpoint
+
+        checkpoint = random_checkpoint(args.out / "random-checkpoint", preset=args.random_model)
+        print(f"random {args.random_model} weights: timing and FLOPs only, quality is "
+              "meaningless for this model")
     config = BenchConfig(policies=tuple(args.policies), batch_sizes=tuple(args.batch_sizes),
                          n_steps=args.steps, num_samples=args.num_samples,
                          rounds=args.rounds, seed=args.seed, threads=args.threads or 1,
@@ -208,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "e2crf_no_energy, e2crf_no_probe). Results: OUT/results.jsonl, resumable.")
     bench.add_argument("--checkpoint", type=Path, default=None,
                        help="checkpoint directory (default: the shipped ECG model)")
+    bench.add_argument("--random-model", default=None, metavar="PRESET",
+                       help="bench a randomly initialised PRESET model (chart layout, ECG "
+                            "shape) instead of a checkpoint: timing and FLOPs only")
     bench.add_argument("--policies", nargs="+", default=["e2crf", "e2crf_literal",
                                                          "e2crf_paper", "e2crf_best",
                                                          "fixed", "naive_kv"])
@@ -227,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep-K", type=_non_negative_int, nargs="+", default=[1, 5, 10])
     bench.add_argument("--sweep-tau", type=float, nargs="+", default=[0.1, 0.5, 2.0])
     bench.add_argument("--sweep-R", type=_positive_int, nargs="+", default=[10, 50])
-    _add_threads(bench)
+    _add_threads(bench, default="1, the timing protocol's")
     bench.set_defaults(handler=_cmd_bench)
     return parser
 

@@ -82,6 +82,14 @@ def test_sweep_writes_points_and_plot(sines_checkpoint, tmp_path) -> None:
     assert all(json.loads(line)["settings"]["n_steps"] == 6 for line in lines)
 
 
+def test_random_checkpoint_is_labelled(tmp_path) -> None:
+    from fdbench.bench import random_checkpoint
+    from fdbench.checkpoint import load_checkpoint
+
+    model = load_checkpoint(random_checkpoint(tmp_path, preset="tiny", data="sines"))
+    assert "random" in model.meta["weights"] and model.network.config.layout == "chart"
+
+
 def test_pareto_front() -> None:
     points = [(1.0, 0.5), (2.0, 0.6), (2.0, 0.4), (3.0, 0.9), (0.5, 0.1)]
     assert sorted(pareto_front(points)) == [2, 3, 4]

@@ -263,3 +263,18 @@ def test_chart_and_bins_inputs_agree_for_the_policy() -> None:
     for layout in ("bins", "chart"):
         engine = CacheEngine(network(layout), make_policy(E2CRFConfig()))
         assert torch.allclose(engine.units_view(x), bins(trajectory()[0]), atol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.lists(st.booleans(), min_size=6, max_size=6), min_size=1, max_size=5))
+def test_mask_to_indices_matches_nonzero(rows) -> None:
+    """Row b's first count_b indices are its True positions in order; the rest repeat
+    the first (token 0 for an empty row)."""
+    mask = torch.tensor(rows)
+    idx, counts = mask_to_indices(mask)
+    for b, row in enumerate(mask):
+        true = row.nonzero().flatten().tolist()
+        assert counts[b] == len(true)
+        assert idx[b, : len(true)].tolist() == true
+        first = true[0] if true else 0
+        assert all(i == first for i in idx[b, len(true):].tolist())

@@ -153,7 +153,7 @@ class E2CRF(CachePolicy):
             if config.use_probes else 0
         self.generators = [torch.Generator(device=batch.device).manual_seed(
             sample_seed(config.seed, int(i))) for i in batch.sample_ids.tolist()]
-        self.probe_scores: Tensor | None = None  # (B, PROBE_CHUNK, n_high), drawn ahead
+        self.probe_bins: Tensor | None = None  # (B, PROBE_CHUNK, n_probe), drawn ahead
         self.probe_row = PROBE_CHUNK
         self._trace: dict[str, Tensor] = {}
 
@@ -170,13 +170,13 @@ class E2CRF(CachePolicy):
         if self.n_probe == 0:
             return probes
         if self.probe_row == PROBE_CHUNK:
-            self.probe_scores = torch.stack([
+            scores = torch.stack([
                 torch.rand(PROBE_CHUNK, self.n_high, generator=g, device=device)
-                for g in self.generators])
+                for g in self.generators])                           # (B, chunk, n_high)
+            self.probe_bins = scores.topk(self.n_probe, dim=2).indices + self.config.K + 1
             self.probe_row = 0
-        scores = self.probe_scores[:, self.probe_row]
+        chosen = self.probe_bins[:, self.probe_row]                  # (B, n_probe)
         self.probe_row += 1
-        chosen = scores.topk(self.n_probe, dim=1).indices + self.config.K + 1
         return probes.scatter_(1, chosen, True)
 
     def decide(self, step: StepInfo, units_x: Tensor) -> Decision:
