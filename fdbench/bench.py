@@ -28,7 +28,7 @@ from fdbench.errors import ConfigError
 from fdbench.generate import generate
 from fdbench.io import atomic_save_npy, atomic_write_text
 from fdbench.pipeline import ScoreModel
-from fdbench.quality import quality_summary
+from fdbench.quality import quality_summary, trajectory_relative_error
 from fdbench.timing import ratio_summary
 
 RESULTS_FILE = "results.jsonl"
@@ -132,6 +132,7 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
         summary = quality_summary(samples, reference, paired_reference=uncached,
                                   n_directions=config.n_directions, seed=config.seed,
                                   n_boot=config.n_boot)
+        summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
         store.add({"kind": "quality", "policy": spec, "quality": summary})
     if store.find("quality", UNCACHED) is None:
         store.add({"kind": "quality", "policy": UNCACHED,
@@ -140,18 +141,42 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
                                               seed=config.seed, n_boot=config.n_boot)})
 
 
+TRAJECTORY_POINTS = 10  # reverse-process snapshots kept for the paired trajectory error
+
+
 def _samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
              store: ResultStore, progress: bool) -> torch.Tensor:
     path = samples_dir / f"{spec.replace(':', '_')}.npy"
     if path.exists() and store.find("samples", spec) is not None:
         return torch.from_numpy(np.load(path))
     engine = _engine(model, spec)
+    every = max(1, config.n_steps // TRAJECTORY_POINTS)
+    snapshots: list[torch.Tensor] = []
+
+    def keep(step: int, t: torch.Tensor, x: torch.Tensor, score: torch.Tensor) -> None:
+        if (step + 1) % every == 0:
+            snapshots.append(x.clone())
+
     samples = generate(model, config.num_samples, n_steps=config.n_steps, seed=config.seed,
-                       batch_size=config.num_samples, engine=engine, progress=progress)
+                       batch_size=config.num_samples, engine=engine, progress=progress,
+                       callback=keep)
     atomic_save_npy(path, samples.numpy())
+    atomic_save_npy(path.with_name(path.stem + "_trajectory.npy"),
+                    torch.stack(snapshots).numpy())
     cache = combine(engine.history) if isinstance(engine, CacheEngine) else {}
     store.add({"kind": "samples", "policy": spec, "cache": cache})
     return samples
+
+
+def _trajectory_error(samples_dir: Path, spec: str, config: BenchConfig) -> dict[str, list]:
+    """Paired relative error to the uncached trajectory (same noise) at the snapshots."""
+    def load(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.load(samples_dir / f"{name.replace(':', '_')}_trajectory.npy"))
+
+    every = max(1, config.n_steps // TRAJECTORY_POINTS)
+    errors = trajectory_relative_error(load(spec), load(UNCACHED))
+    return {"step": [every * (i + 1) - 1 for i in range(len(errors))],
+            "relative_error": errors.tolist()}
 
 
 def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,

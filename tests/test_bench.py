@@ -45,6 +45,9 @@ def test_bench_records_speed_quality_and_controls(sines_checkpoint, tmp_path) ->
     assert timing["efficiency"] == pytest.approx(timing["wall_speedup"] / timing["flop_speedup"])
     quality = next(r for r in records if r["kind"] == "quality" and r["policy"] == "e2crf")
     assert quality["quality"]["paired"]["n"] == 4
+    trajectory = quality["quality"]["trajectory_paired"]
+    assert trajectory["step"] == [0, 1, 2, 3, 4, 5] and len(trajectory["relative_error"]) == 6
+    assert trajectory["relative_error"][0] == 0.0   # step 0 is always computed in full
     table = format_table(records)
     assert "network_off (control)" in table and "| fixed | 3 |" in table
 

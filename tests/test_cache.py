@@ -278,3 +278,19 @@ def test_mask_to_indices_matches_nonzero(rows) -> None:
         assert idx[b, : len(true)].tolist() == true
         first = true[0] if true else 0
         assert all(i == first for i in idx[b, len(true):].tolist())
+
+
+@pytest.mark.parametrize("mode", ["subset", "literal"])
+@pytest.mark.parametrize("config", [E2CRFConfig(K=1, tau_0=0.5), FixedConfig(R=3)],
+                         ids=["e2crf", "fixed"])
+def test_recompute_all_in_both_reuse_modes(config, mode) -> None:
+    from dataclasses import replace
+
+    net = network()
+    engine = CacheEngine(net, make_policy(replace(config, reuse_mode=mode)),
+                         force_recompute_all=True)
+    xs = trajectory()
+    with torch.no_grad():
+        for i, out in enumerate(run_engine(engine, xs)):
+            assert torch.allclose(out, net(xs[i], times(i)), atol=1e-5, rtol=1e-5)
+    assert engine.mode == mode

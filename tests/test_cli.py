@@ -142,3 +142,13 @@ def test_bad_argument_values_exit_2(tmp_path) -> None:
         with pytest.raises(SystemExit) as exit_info:
             run_cli(*args)
         assert exit_info.value.code == 2
+
+
+def test_bench_with_an_unknown_policy_exits_2(tmp_path, capsys, ecg_shaped_checkpoint) -> None:
+    assert run_cli("bench", "--checkpoint", ecg_shaped_checkpoint, "--policies", "teleport",
+                   "--out", tmp_path / "b") == 2
+    assert "unknown cache policy" in capsys.readouterr().err
+    assert run_cli("bench", "--checkpoint", ecg_shaped_checkpoint, "--policies",
+                   "e2crf:tau_0=-1", "--out", tmp_path / "b") == 2
+    assert "tau_0" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "results.jsonl").exists()
