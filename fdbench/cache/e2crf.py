@@ -57,7 +57,10 @@ class E2CRFConfig(CacheConfig):
 
     policy = "e2crf"
     K: int = 5                        # low band {0..K}: recomputed every step
-    tau_0: float = 0.1                # base threshold of the relative-change trigger
+    # base threshold of the relative-change trigger; 0.2 (the public code has 0.1) is
+    # fdbench's operating point: on the shipped ECG model it is the mildest setting with a
+    # FLOP speedup >= 2.5x at batch 64 (3.1x; 0.1 gives 1.9x), see docs/RESULTS.md
+    tau_0: float = 0.2
     R: int = 10                       # error-feedback period in steps
     tau_warn: float = 0.5             # event intensity that forces a full refresh
     random_probe_ratio: float = 0.05  # share of the high band probed per step
