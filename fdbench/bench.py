@@ -111,7 +111,8 @@ def _engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
     return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
 
 
-def _held_out(model: ScoreModel) -> torch.Tensor:
+def held_out_data(model: ScoreModel) -> torch.Tensor:
+    """The test split of the data the checkpoint was trained on (from its meta)."""
     name = model.meta.get("data")
     if not name:
         raise ConfigError("the checkpoint does not say which data it was trained on "
@@ -122,13 +123,13 @@ def _held_out(model: ScoreModel) -> torch.Tensor:
 def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
                  out_dir: Path, *, progress: bool = True) -> None:
     """Samples per policy (same noise as uncached), scored and paired."""
-    reference = _held_out(model)
+    reference = held_out_data(model)
     samples_dir = out_dir / "samples"
-    uncached = _samples(model, UNCACHED, config, samples_dir, store, progress)
+    uncached = policy_samples(model, UNCACHED, config, samples_dir, store, progress)
     for spec in (*config.policies, NETWORK_OFF):
         if store.find("quality", spec) is not None:
             continue
-        samples = _samples(model, spec, config, samples_dir, store, progress)
+        samples = policy_samples(model, spec, config, samples_dir, store, progress)
         summary = quality_summary(samples, reference, paired_reference=uncached,
                                   n_directions=config.n_directions, seed=config.seed,
                                   n_boot=config.n_boot)
@@ -144,8 +145,11 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
 TRAJECTORY_POINTS = 10  # reverse-process snapshots kept for the paired trajectory error
 
 
-def _samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
-             store: ResultStore, progress: bool) -> torch.Tensor:
+def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
+                   store: ResultStore, progress: bool) -> torch.Tensor:
+    """``config.num_samples`` samples under policy ``spec`` with the run's seed (so the
+    same noise as every other policy), plus trajectory snapshots; reused from disk when
+    this setting already produced them."""
     path = samples_dir / f"{spec.replace(':', '_')}.npy"
     if path.exists() and store.find("samples", spec) is not None:
         return torch.from_numpy(np.load(path))

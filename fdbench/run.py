@@ -4,7 +4,9 @@ Obtain a trained frequency-domain model (``bins`` layout) for the embedded ECG b
 shipped checkpoint, or a fresh one with ``retrain``), sample with 1000-step reverse
 Euler–Maruyama, and score the samples against held-out beats beside two references:
 real-vs-real (training beats vs held-out beats) and a dummy (every sample = the mean
-training beat). Results go to ``runs/<name>/`` (JSON, samples, PNG), written atomically;
+training beat). The same samples are drawn again with the E²-CRF cache under the same
+noise, batches interleaved with the uncached ones, for its wall and FLOP speedups and
+paired error. Results go to ``runs/<name>/`` (JSON, samples, PNG), written atomically;
 finished sample batches are kept so an interrupted run resumes."""
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _compare_uncached_and_cached(model, shard_dir: Path, cache: CacheConfig, *,
         samples["cached"].append(cached)
         ratios.append(cached_info["seconds"] / plain_info["seconds"])
         caches.append(cached_info["cache"])
-    flops = sum(c["flop_ratio"] * 1.0 for c in caches) / len(caches)
+    flops = statistics.mean(c["flop_ratio"] for c in caches)
     return {"uncached": torch.cat(samples["uncached"]), "cached": torch.cat(samples["cached"]),
             "time_ratios": ratios, "wall_speedup": 1.0 / statistics.median(ratios),
             "flop_speedup": 1.0 / flops,

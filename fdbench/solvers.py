@@ -45,7 +45,8 @@ def reverse_euler_maruyama(score_fn: ScoreFn, x: Tensor, times: Tensor, sde: SDE
     lam_column = 1.0 if lam is None else lam[:, None]
     batch = x.shape[0]
     last = len(times) - 1
-    for i, t in enumerate(tqdm(times, disable=not progress, desc="sampling", leave=False)):
+    for i, t in enumerate(tqdm(times, disable=None if progress else True, desc="sampling",
+                                   leave=False)):
         t_batch = t.to(x.dtype).expand(batch)
         score = score_fn(x, t_batch, i)
         # x_mean = x - dt * reverse drift; then add the mirrored Brownian increment

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fdbench.bench import UNCACHED, BenchConfig, ResultStore, _held_out, _samples
+from fdbench.bench import UNCACHED, BenchConfig, ResultStore, held_out_data, policy_samples
 from fdbench.cache import E2CRFConfig, parse_policy
 from fdbench.checkpoint import load_checkpoint
 from fdbench.plots import plot_tradeoff
@@ -49,15 +49,15 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     settings = {"n_steps": config.n_steps, "num_samples": config.num_samples,
                 "seed": config.seed, "checkpoint": str(Path(checkpoint).resolve())}
     store = ResultStore(out_dir / SWEEP_FILE, settings)
-    reference = _held_out(model)
+    reference = held_out_data(model)
     sweep_config = replace(config, policies=tuple(grid))
-    uncached = _samples(model, UNCACHED, sweep_config, out_dir / "samples", store, progress)
+    uncached = policy_samples(model, UNCACHED, sweep_config, out_dir / "samples", store, progress)
     base = quality_summary(uncached, reference, n_directions=config.n_directions,
                            seed=config.seed, n_boot=config.n_boot)
     for spec in grid:
         if store.find("sweep", spec) is not None:
             continue
-        samples = _samples(model, spec, sweep_config, out_dir / "samples", store, progress)
+        samples = policy_samples(model, spec, sweep_config, out_dir / "samples", store, progress)
         cache = store.find("samples", spec)["cache"]
         quality = quality_summary(samples, reference, paired_reference=uncached,
                                   n_directions=config.n_directions, seed=config.seed,
