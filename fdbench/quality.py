@@ -29,8 +29,10 @@ import torch
 from torch import Tensor
 
 from fdbench.errors import InputError
-from fdbench.metrics import (
+from fdbench.metrics import (  # the validation helpers are shared with metrics
     DistanceSummary,
+    _check_finite,
+    _check_tensor,
     marginal_wasserstein,
     random_directions,
     wasserstein_1d,
@@ -55,20 +57,6 @@ TINY = torch.finfo(torch.float64).tiny
 
 
 # ---------------------------------------------------------------- validation helpers
-
-
-def _check_tensor(t: object, what: str) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise InputError(f"{what} must be a torch.Tensor, got {type(t).__name__}")
-    if t.is_complex():
-        raise InputError(f"{what} must be real, got dtype {t.dtype}")
-    return t
-
-
-def _check_finite(t: Tensor, what: str) -> None:
-    # one host sync per input; quality is measured once per evaluation, not per step
-    if not bool(torch.isfinite(t).all()):
-        raise InputError(f"{what} contains NaN or Inf")
 
 
 def _check_nonempty(t: Tensor, what: str) -> None:

@@ -71,6 +71,7 @@ class CacheEngine:
         self.config = network.config
         self.unit_of_token = unit_of_token(network, policy.units)
         self.n_units = int(self.unit_of_token.max()) + 1
+        self.units_are_tokens = self.n_units == self.config.n_tokens  # bins layout: 1 to 1
         self.mode = policy.mode
         # conformance testing: every decided subset becomes "all tokens" (same code path)
         self.force_recompute_all = force_recompute_all
@@ -126,8 +127,7 @@ class CacheEngine:
             decision = Decision(None)  # always compute the first and the last step
         elif self.force_recompute_all and decision.recompute is not None:
             decision = Decision(torch.ones_like(decision.recompute), decision.measure)
-        fresh = None if decision.recompute is None else decision.recompute[:, self.unit_of_token]
-        measured = None if decision.measure is None else decision.measure[:, self.unit_of_token]
+        fresh, measured = self._to_tokens(decision.recompute), self._to_tokens(decision.measure)
         idx, counts = (None, None) if fresh is None else mask_to_indices(fresh)
         decided = time.perf_counter()
 
@@ -152,6 +152,12 @@ class CacheEngine:
         finished = time.perf_counter()
         self._record(info, idx, counts, decided - started + finished - observed)
         return score
+
+    def _to_tokens(self, unit_mask: Tensor | None) -> Tensor | None:
+        """(B, n_units) -> (B, n_tokens); the identity (no copy) when units are tokens."""
+        if unit_mask is None or self.units_are_tokens:
+            return unit_mask
+        return unit_mask[:, self.unit_of_token]
 
     def _full(self, u: Tensor) -> Tensor:
         caches, h = [], u
