@@ -64,6 +64,18 @@ def _check_nonempty(t: Tensor, what: str) -> None:
         raise InputError(f"{what} is empty (shape {tuple(t.shape)})")
 
 
+def _same_device_nonempty_finite(a: Tensor, b: Tensor,
+                                 names: tuple[str, str]) -> tuple[Tensor, Tensor]:
+    """The checks every pair of inputs shares; returns both as float64."""
+    if a.device != b.device:
+        raise InputError(f"{names[0]} and {names[1]} are on different devices "
+                         f"({a.device}, {b.device})")
+    for t, what in ((a, names[0]), (b, names[1])):
+        _check_nonempty(t, what)
+        _check_finite(t, what)
+    return a.to(torch.float64), b.to(torch.float64)
+
+
 def _check_same_shape(a: object, b: object, names: tuple[str, str], *, min_rank: int,
                       max_rank: int | None, shape: str) -> tuple[Tensor, Tensor]:
     """Two real finite non-empty tensors of identical shape and device, as float64."""
@@ -74,13 +86,7 @@ def _check_same_shape(a: object, b: object, names: tuple[str, str], *, min_rank:
     if a.shape != b.shape:
         raise InputError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if a.device != b.device:
-        raise InputError(f"{names[0]} and {names[1]} are on different devices "
-                         f"({a.device}, {b.device})")
-    for t, what in ((a, names[0]), (b, names[1])):
-        _check_nonempty(t, what)
-        _check_finite(t, what)
-    return a.to(torch.float64), b.to(torch.float64)
+    return _same_device_nonempty_finite(a, b, names)
 
 
 def _check_sets(x: object, y: object, names: tuple[str, str]) -> tuple[Tensor, Tensor]:
@@ -92,15 +98,10 @@ def _check_sets(x: object, y: object, names: tuple[str, str]) -> tuple[Tensor, T
     if x.shape[1:] != y.shape[1:]:
         raise InputError(f"{names[0]} and {names[1]} must agree on (N, M), got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
-    if x.device != y.device:
-        raise InputError(f"{names[0]} and {names[1]} are on different devices "
-                         f"({x.device}, {y.device})")
-    for t, what in ((x, names[0]), (y, names[1])):
-        _check_nonempty(t, what)
-        _check_finite(t, what)
+    x, y = _same_device_nonempty_finite(x, y, names)
     if x.shape[1] < 2:
         raise InputError(f"series need N >= 2 time steps, got N = {x.shape[1]}")
-    return x.to(torch.float64), y.to(torch.float64)
+    return x, y
 
 
 def _check_int(value: object, what: str, minimum: int) -> int:
