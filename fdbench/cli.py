@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from fdbench.commands import register_all
 from fdbench.errors import FdbenchError
 
 EXIT_USAGE = 2
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep-R", type=_positive_int, nargs="+", default=[10, 50])
     _add_threads(bench, default="1, the timing protocol's")
     bench.set_defaults(handler=_cmd_bench)
+    register_all(commands)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""The check registry, the result record every check returns, and the shared context."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+VERDICTS = ("holds", "violated", "vacuous")
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim decided.
+
+    ``numbers``: the key measured numbers (name -> float), shown in the table and JSON.
+    ``measured`` / ``bound``: the headline quantity and the claim's bound on it (None
+    where the claim has no numeric bound); ``tightness`` = measured / bound.
+    ``tolerance``: the tolerance the verdict used and why it is that size.
+    ``readings``: for ambiguous statements, the verdict under each reading (name ->
+    verdict), the strongest reasonable one and the one the paper's proof uses.
+    ``series``: optional curves for the report (name -> list of floats)."""
+
+    claim_id: str
+    statement: str
+    verdict: str
+    numbers: dict[str, float]
+    tolerance: str
+    measured: float | None = None
+    bound: float | None = None
+    readings: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+    series: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        for reading, verdict in self.readings.items():
+            if verdict not in VERDICTS:
+                raise ValueError(f"reading {reading!r}: verdict {verdict!r} not in {VERDICTS}")
+
+    @property
+    def tightness(self) -> float | None:
+        if self.measured is None or self.bound is None or self.bound == 0:
+            return None
+        return self.measured / self.bound
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["tightness"] = self.tightness
+        return {key: _finite_or_str(value) for key, value in record.items()}
+
+
+def _finite_or_str(value: Any) -> Any:
+    """JSON has no inf/nan: write them as strings so the file stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite_or_str(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_str(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every check may use. ``quick``: the CI mode (all checks together <= 60 s on
+    2 cores), smaller sizes and fewer repetitions; full mode <= 10 min. ``checkpoint``:
+    the trained model for the model-dependent claims (None: the shipped ECG model)."""
+
+    quick: bool = False
+    checkpoint: Path | None = None
+    seed: int = 0
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """``quick`` in quick mode, ``full`` otherwise (sizes, repetitions)."""
+        return quick if self.quick else full
+
+    @cached_property
+    def checkpoint_dir(self) -> Path:
+        if self.checkpoint is not None:
+            return Path(self.checkpoint)
+        from fdbench.run import shipped_checkpoint
+
+        return shipped_checkpoint()
+
+    def load_model(self):  # -> fdbench.pipeline.ScoreModel
+        """A fresh copy of the checkpoint's model (checks may enable caches on it)."""
+        from fdbench.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint_dir)
+
+
+CheckFn = Callable[..., ClaimResult]
+
+
+@dataclass(frozen=True)
+class Check:
+    claim_id: str
+    title: str
+    fn: CheckFn
+    needs_model: bool = False
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def register(claim_id: str, title: str, *, needs_model: bool = False
+             ) -> Callable[[CheckFn], CheckFn]:
+    """Decorator: register ``fn(ctx, **faults) -> ClaimResult`` as the check of a claim."""
+    def wrap(fn: CheckFn) -> CheckFn:
+        if claim_id in CHECKS:
+            raise ValueError(f"claim {claim_id!r} registered twice")
+        CHECKS[claim_id] = Check(claim_id, title, fn, needs_model)
+        return fn
+    return wrap
+
+
+def load_all() -> dict[str, Check]:
+    """Import every ``claim_*`` module of the package so each registers its check."""
+    import proofs_check
+
+    for module in pkgutil.iter_modules(proofs_check.__path__):
+        if module.name.startswith("claim_"):
+            importlib.import_module(f"proofs_check.{module.name}")
+    return CHECKS
+
+
+def run_checks(ctx: Context, only: Sequence[str] | None = None,
+               progress: Callable[[str], None] | None = None) -> list[ClaimResult]:
+    """Run the registered checks (all, or the ids in ``only``) in registry order."""
+    checks = load_all()
+    unknown = sorted(set(only or ()) - set(checks))
+    if unknown:
+        raise KeyError(f"unknown claim id(s) {unknown}; known: {sorted(checks)}")
+    results = []
+    for claim_id, check in checks.items():
+        if only and claim_id not in only:
+            continue
+        if progress is not None:
+            progress(claim_id)
+        started = time.perf_counter()
+        result = check.fn(ctx)
+        results.append(_with_seconds(result, time.perf_counter() - started))
+    return results
+
+
+def _with_seconds(result: ClaimResult, seconds: float) -> ClaimResult:
+    from dataclasses import replace
+
+    return replace(result, seconds=seconds)
