@@ -78,6 +78,9 @@ class Context:
     quick: bool = False
     checkpoint: Path | None = None
     seed: int = 0
+    # expensive artefacts shared by several checks of one run (recorded trajectories,
+    # the loaded model), keyed by a name the producing helper chooses
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def pick(self, quick: Any, full: Any) -> Any:
         """``quick`` in quick mode, ``full`` otherwise (sizes, repetitions)."""

@@ -58,6 +58,9 @@ class StepInfo:
     index: int
     total: int
     t: Tensor              # (B,)
+    # 0 for a solver step's first score call; 1 for the second call of two-evaluation
+    # solvers (Heun's corrector, at the step's end time)
+    stage: int = 0
 
     @property
     def first(self) -> bool:

@@ -117,10 +117,10 @@ class CacheEngine:
         return layers + final + getattr(self.policy, "state_nbytes", lambda: 0)()
 
     @torch.no_grad()
-    def __call__(self, x: Tensor, t: Tensor, step: int) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, step: int, stage: int = 0) -> Tensor:
         if self.caches is None and step != 0:
             raise RuntimeError("the first call of a batch must be step 0 (start_batch resets)")
-        info = StepInfo(step, self.steps, t)
+        info = StepInfo(step, self.steps, t, stage)
         started = time.perf_counter()
         decision = self.policy.decide(info, self.units_view(x))
         if info.first or info.last or self.caches is None:
