@@ -4,42 +4,81 @@ Every set is a float32 tensor (B, N, M) checked by :func:`validate_series`. Buil
 
 * ``"ecg"``: heartbeats cut from the embedded MIT-BIH record 208 excerpt, Kaggle-style
   (N = 187, M = 1; :mod:`fdbench.data.ecg`);
-* ``"sines"``: 512 sums of random sinusoids (N = 100, M = 1; :mod:`fdbench.data.synthetic`).
+* ``"sines"``: 512 sums of random sinusoids (N = 100, M = 1; :mod:`fdbench.data.synthetic`);
+* the synthetic families with known spectra ``"powerlaw"``, ``"ar2"``, ``"bumps"``
+  (:mod:`fdbench.data.synthetic`) and the embedded real sets ``"nasdaq"``, ``"sp500"``,
+  ``"climate"`` (:mod:`fdbench.data.embedded_real`, need the ``[data]`` extra).
 
 A new set registers itself with :func:`register_dataset`; :func:`load_dataset` takes a
 registered name or a path to a .npy / .npz / .csv file (:mod:`fdbench.data.files`).
+A set whose series overlap in time (sliding windows) declares ``split="chronological"``
+with the number of windows ``purge`` that overlap across the train/test boundary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from fdbench.data.ecg import load_ecg_beats
+from fdbench.data.embedded_real import (
+    FINANCE_PURGE,
+    load_climate,
+    load_finance,
+)
 from fdbench.data.files import MissingFileError, load_series_file, validate_series
 from fdbench.data.standardise import Standardiser
-from fdbench.data.synthetic import sines
+from fdbench.data.synthetic import AR2, GaussianBumps, PowerLawGaussian, sines
 from fdbench.errors import ConfigError, InputError
 
 __all__ = [
-    "DATASETS", "MissingFileError", "SeriesSplit", "Standardiser", "load_dataset",
-    "load_series_file", "register_dataset", "validate_series",
+    "DATASETS", "DATASET_INFO", "DatasetInfo", "MissingFileError", "SeriesSplit",
+    "Standardiser", "load_dataset", "load_series_file", "register_dataset", "validate_series",
 ]
 
 SINES_SEED = 20240207  # fixed: "sines" is a data set, the same for every run and seed
 SINES_SAMPLES = 512
 
+SPLITS = ("random", "chronological")
+
 DATASETS: dict[str, Callable[..., Tensor]] = {}
 
 
-def register_dataset(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``fdbench data list`` shows about a registered set, and how it is split.
+
+    ``split="random"``: a seeded random permutation (series are exchangeable).
+    ``split="chronological"``: series are windows in time order; the last ones are the
+    test part and the ``purge`` windows before them, which share time steps with the first
+    test window, are dropped so no observation is in both parts."""
+
+    domain: str = "unspecified"
+    source: str = "unspecified"
+    licence: str = "unspecified"
+    split: str = "random"
+    purge: int = 0
+    extra: str = field(default="", compare=False)  # pip extra the loader needs, if any
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"DatasetInfo.split must be one of {SPLITS}, got {self.split!r}")
+        if isinstance(self.purge, bool) or not isinstance(self.purge, int) or self.purge < 0:
+            raise ConfigError(f"DatasetInfo.purge must be an integer >= 0, got {self.purge!r}")
+
+
+DATASET_INFO: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, info: DatasetInfo | None = None,
+                     ) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
     """Decorator: make a zero-argument loader returning (B, N, M) available to
-    :func:`load_dataset` as ``name``. Its docstring's first line becomes the split's
-    description."""
+    :func:`load_dataset` as ``name``, described by ``info`` (default: random split, no
+    metadata). Its docstring's first line becomes the split's description."""
     if not name or name != name.strip():
         raise ConfigError(f"dataset name must be non-empty without surrounding spaces, "
                           f"got {name!r}")
@@ -48,21 +87,79 @@ def register_dataset(name: str) -> Callable[[Callable[..., Tensor]], Callable[..
         if name in DATASETS and DATASETS[name] is not loader:
             raise ConfigError(f"dataset name {name!r} is already registered")
         DATASETS[name] = loader
+        DATASET_INFO[name] = info if info is not None else DatasetInfo()
         return loader
     return decorate
 
 
-@register_dataset("ecg")
+@register_dataset("ecg", DatasetInfo(
+    domain="medicine (ECG)", source="MIT-BIH Arrhythmia Database record 208 (PhysioNet), "
+    "scipy's ecg.dat excerpt", licence="ODC-By 1.0 (PhysioNet); see embedded/README.md"))
 def _ecg_dataset() -> Tensor:
     """MIT-BIH record 208 heartbeats, Kaggle-style (Kachuee et al. 2018): N=187, M=1."""
     return load_ecg_beats()
 
 
-@register_dataset("sines")
+@register_dataset("sines", DatasetInfo(domain="synthetic", source="fdbench.data.synthetic",
+                                       licence="generated (no licence)"))
 def _sines_dataset() -> Tensor:
     """512 sums of 3 random sinusoids (fixed seed): N=100, M=1."""
     generator = torch.Generator().manual_seed(SINES_SEED)
     return sines(SINES_SAMPLES, 100, 1, generator=generator)
+
+
+_ARCH = ("Kevin Sheppard's `arch` package (arch.data), NCSA open source licence; prices "
+         "originally from public market data")
+
+
+@register_dataset("nasdaq", DatasetInfo(
+    domain="finance", source=f"NASDAQ Composite daily OHLC 1999-2018, {_ARCH}",
+    licence="NCSA (arch)", split="chronological", purge=FINANCE_PURGE, extra="data"))
+def _nasdaq_dataset() -> Tensor:
+    """NASDAQ Composite 64-day windows (stride 8), log OHLC / first close: N=64, M=4."""
+    return load_finance("nasdaq")
+
+
+@register_dataset("sp500", DatasetInfo(
+    domain="finance", source=f"S&P 500 daily OHLC 1999-2018, {_ARCH}",
+    licence="NCSA (arch)", split="chronological", purge=FINANCE_PURGE, extra="data"))
+def _sp500_dataset() -> Tensor:
+    """S&P 500 64-day windows (stride 8), log OHLC / first close: N=64, M=4."""
+    return load_finance("sp500")
+
+
+@register_dataset("climate", DatasetInfo(
+    domain="climate / weather", source="NREL TMY3 files bundled with pvlib (Sand Point AK, "
+    "Greensboro NC)", licence="NREL TMY3: public, free use with attribution; pvlib BSD-3",
+    extra="data"))
+def _climate_dataset() -> Tensor:
+    """Daily 24 h windows of 7 TMY3 variables at 2 stations: N=24, M=7."""
+    return load_climate()
+
+
+_SYNTHETIC = DatasetInfo(domain="synthetic", source="fdbench.data.synthetic",
+                         licence="generated (no licence)")
+
+
+@register_dataset("powerlaw", _SYNTHETIC)
+def _powerlaw_dataset() -> Tensor:
+    """512 Gaussian series with E|c_k|^2 ~ k^-2 (exact score known): N=100, M=1."""
+    return PowerLawGaussian(100, 2.0).sample(
+        SINES_SAMPLES, generator=torch.Generator().manual_seed(SINES_SEED + 1))
+
+
+@register_dataset("ar2", _SYNTHETIC)
+def _ar2_dataset() -> Tensor:
+    """512 stationary AR(2) series, poles 0.9 exp(+-0.2 pi i): N=100, M=1."""
+    return AR2(100, 0.9, 0.1).sample(
+        SINES_SAMPLES, generator=torch.Generator().manual_seed(SINES_SEED + 2))
+
+
+@register_dataset("bumps", _SYNTHETIC)
+def _bumps_dataset() -> Tensor:
+    """512 wrapped Gaussian bumps of width 4 steps at random positions: N=100, M=1."""
+    return GaussianBumps(100, 4.0).sample(
+        SINES_SAMPLES, generator=torch.Generator().manual_seed(SINES_SEED + 3))
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +199,10 @@ def load_dataset(name_or_path: str, *, seed: int = 0, test_fraction: float = 0.2
     seeded with ``seed``, form the test part; the rest (in the same permuted order) the
     train part. The same (data, seed, test_fraction) always gives the same split.
 
+    A registered set declared ``split="chronological"`` (:class:`DatasetInfo`) is split in
+    time order instead, whatever ``seed``: the last ``round(B * test_fraction)`` series are
+    the test part, the ``purge`` series before them are dropped, the rest train.
+
     Raises :class:`ConfigError` for ``test_fraction`` outside (0, 1) or a non-integer
     ``seed``; :class:`InputError` for an unknown name that is not an existing file (the
     message lists the known names), bad data, or a split with an empty part.
@@ -110,8 +211,10 @@ def load_dataset(name_or_path: str, *, seed: int = 0, test_fraction: float = 0.2
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    info = DatasetInfo()
     if name_or_path in DATASETS:
         loader = DATASETS[name_or_path]
+        info = DATASET_INFO.get(name_or_path, info)
         name, description = name_or_path, _description(loader, name_or_path)
         x = validate_series(loader(), what=f"dataset {name!r}")
     elif Path(name_or_path).is_file():
@@ -125,10 +228,16 @@ def load_dataset(name_or_path: str, *, seed: int = 0, test_fraction: float = 0.2
 
     n_series = x.shape[0]
     n_test = int(round(n_series * test_fraction))
-    if not 1 <= n_test <= n_series - 1:
+    purge = info.purge if info.split == "chronological" else 0
+    if not 1 <= n_test <= n_series - 1 - purge:
         raise InputError(f"{name}: cannot split {n_series} series with test_fraction="
-                         f"{test_fraction}: train ({n_series - n_test}) and test ({n_test}) "
-                         "must both be non-empty")
+                         f"{test_fraction}: train ({n_series - n_test - purge}, after "
+                         f"dropping {purge} overlapping) and test ({n_test}) must both be "
+                         "non-empty")
+    if info.split == "chronological":
+        # windows overlap: a random split would put the same days in train and test
+        test, train = x[n_series - n_test:].clone(), x[:n_series - n_test - purge].clone()
+        return SeriesSplit(name=name, train=train, test=test, description=description)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_series, generator=generator)
     test, train = x[order[:n_test]], x[order[n_test:]]  # index copies: contiguous

@@ -77,6 +77,10 @@ def _read_npz(path: Path) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
+    from fdbench.data.long_csv import looks_like_long_csv, read_long_csv
+
+    if looks_like_long_csv(path):  # a header row: the long (series, time, value) format
+        return read_long_csv(path)
     # ndmin=2: a one-row file is still (1, N), not (N,)
     return np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
 
@@ -91,7 +95,9 @@ def load_series_file(path: str | os.PathLike) -> Tensor:
 
     * ``.npy``: one array (B, N) (read as M = 1) or (B, N, M);
     * ``.npz``: the array named ``x``, else the first array, same shapes as .npy;
-    * ``.csv``: one series per row, comma-separated, no header (M = 1).
+    * ``.csv``: one series per row, comma-separated, no header (M = 1); or, with a header
+      row, the long format ``series,time,value[,channel]``
+      (:mod:`fdbench.data.long_csv`, validated there).
 
     Pickled objects are never loaded (``allow_pickle=False``): a data file must not be
     able to run code. Raises :class:`InputError` for a missing file, an unknown suffix or
