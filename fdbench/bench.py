@@ -10,9 +10,10 @@ atomically after each record); a rerun with the same settings skips finished rec
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import platform
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,24 @@ from fdbench import __version__
 from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
 from fdbench.checkpoint import load_checkpoint
 from fdbench.data import load_dataset
+from fdbench.distributed import Dist, resolve_device
 from fdbench.errors import ConfigError
 from fdbench.generate import generate
 from fdbench.io import atomic_save_npy, atomic_write_text
 from fdbench.pipeline import ScoreModel
-from fdbench.quality import quality_summary, trajectory_relative_error
-from fdbench.timing import ratio_summary
+from fdbench.quality import (
+    paired_relative_error,
+    quality_summary,
+    summarise_paired,
+    trajectory_relative_error,
+)
+from fdbench.timing import ratio_summary, time_call
 
 RESULTS_FILE = "results.jsonl"
 UNCACHED = "uncached"
 NETWORK_OFF = "network_off"
+COMPILED = "uncached_compiled"
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NetworkOff:
@@ -47,8 +56,30 @@ class NetworkOff:
     def start_batch(self, n_steps: int, sample_ids: torch.Tensor) -> None:
         return None
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int,
+                 stage: int = 0) -> torch.Tensor:
         return torch.zeros_like(x)
+
+
+class CompiledNetwork:
+    """The uncached sampler step through ``torch.compile`` (static shapes: one graph per
+    batch size) — a timing candidate beside the eager uncached sampler. On CUDA it uses
+    mode "reduce-overhead", i.e. CUDA graphs of the fixed-shape step, which remove the
+    per-kernel launch overhead that dominates small batches."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.history: list = []
+        on_gpu = next(network.parameters()).device.type == "cuda"
+        self.network = torch.compile(network, dynamic=False,
+                                     mode="reduce-overhead" if on_gpu else "default")
+
+    def start_batch(self, n_steps: int, sample_ids: torch.Tensor) -> None:
+        return None
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, step: int,
+                 stage: int = 0) -> torch.Tensor:
+        # a CUDA graph's output buffer is overwritten by the next replay: hand out a copy
+        return self.network(x, t).clone()
 
 
 @dataclass(frozen=True)
@@ -66,8 +97,14 @@ class BenchConfig:
     threads: int = 1
     n_directions: int = 1000
     n_boot: int = 100
+    device: str = "cpu"          # cpu | cuda | cuda:K | auto
+    precision: str = "fp32"      # fp32 | bf16 | fp16 (autocast around the network)
+    compile: bool = False        # also time/score the torch.compile'd uncached sampler
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"BenchConfig.precision must be one of {sorted(PRECISIONS)}, "
+                              f"got {self.precision!r}")
         for name in ("n_steps", "num_samples", "rounds", "threads", "n_directions", "n_boot"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -80,9 +117,10 @@ class BenchConfig:
 class ResultStore:
     """JSON-lines records keyed by (kind, policy, batch); rewritten atomically."""
 
-    def __init__(self, path: Path, settings: dict[str, Any]):
+    def __init__(self, path: Path, settings: dict[str, Any], *, writable: bool = True):
         # JSON-normalised (tuples -> lists) so settings read back from disk compare equal
         self.path, self.settings = path, json.loads(json.dumps(settings))
+        self.writable = writable  # False on ranks > 0: one writer per file
         lines = []
         if path.exists():
             lines = [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -98,6 +136,8 @@ class ResultStore:
 
     def add(self, record: dict[str, Any]) -> None:
         self.records.append({**record, "settings": self.settings})
+        if not self.writable:
+            return
         text = "".join(json.dumps(r, sort_keys=True) + "\n"
                        for r in self.foreign + self.records)
         atomic_write_text(self.path, text)
@@ -108,6 +148,8 @@ def _engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
         return None
     if spec == NETWORK_OFF:
         return NetworkOff()
+    if spec == COMPILED:
+        return CompiledNetwork(model.network)
     return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
 
 
@@ -120,22 +162,46 @@ def held_out_data(model: ScoreModel) -> torch.Tensor:
     return load_dataset(name, seed=int(model.meta.get("data_seed", 0))).test
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast of the network's matmuls to ``precision`` (a no-op for fp32); the solver
+    state stays fp32 because its updates promote to the wider type."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
-                 out_dir: Path, *, progress: bool = True) -> None:
-    """Samples per policy (same noise as uncached), scored and paired."""
-    reference = held_out_data(model)
+                 out_dir: Path, *, progress: bool = True, job: Dist | None = None) -> None:
+    """Samples per policy (same noise as uncached), scored and paired. Under torchrun
+    each rank draws its shard of the samples; rank 0 gathers, scores and writes."""
+    job = job or Dist(device=model.device)
+    reference = held_out_data(model) if job.is_main else None
     samples_dir = out_dir / "samples"
-    uncached = policy_samples(model, UNCACHED, config, samples_dir, store, progress)
-    for spec in (*config.policies, NETWORK_OFF):
-        if store.find("quality", spec) is not None:
+    def draw(spec: str, **precision: str) -> torch.Tensor:
+        return policy_samples(model, spec, config, samples_dir, store, progress, job,
+                              **precision)
+
+    uncached = draw(UNCACHED)
+    extra = (COMPILED,) if config.compile else ()
+    for spec in (*config.policies, *extra, NETWORK_OFF):
+        if job.broadcast(store.find("quality", spec) is not None):
             continue
-        samples = policy_samples(model, spec, config, samples_dir, store, progress)
-        summary = quality_summary(samples, reference, paired_reference=uncached,
-                                  n_directions=config.n_directions, seed=config.seed,
-                                  n_boot=config.n_boot)
-        summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
-        store.add({"kind": "quality", "policy": spec, "quality": summary})
-    if store.find("quality", UNCACHED) is None:
+        samples = draw(spec)
+        if job.is_main:
+            summary = quality_summary(samples, reference, paired_reference=uncached,
+                                      n_directions=config.n_directions, seed=config.seed,
+                                      n_boot=config.n_boot)
+            summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
+            store.add({"kind": "quality", "policy": spec, "quality": summary})
+    if config.precision != "fp32" and not job.broadcast(store.find("precision", UNCACHED)):
+        # the precision's quality effect: uncached samples against fp32 ones, same noise
+        full = draw(UNCACHED, precision="fp32")
+        if job.is_main:
+            paired = summarise_paired(paired_relative_error(uncached, full)).to_dict()
+            store.add({"kind": "precision", "policy": UNCACHED,
+                       "precision": config.precision, "paired_vs_fp32": paired})
+    if job.is_main and store.find("quality", UNCACHED) is None:
         store.add({"kind": "quality", "policy": UNCACHED,
                    "quality": quality_summary(uncached, reference,
                                               n_directions=config.n_directions,
@@ -145,30 +211,48 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
 TRAJECTORY_POINTS = 10  # reverse-process snapshots kept for the paired trajectory error
 
 
+def _samples_path(samples_dir: Path, spec: str, precision: str, config: BenchConfig) -> Path:
+    suffix = "_fp32" if precision != config.precision else ""
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in spec)
+    return samples_dir / f"{safe}{suffix}.npy"
+
+
 def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
-                   store: ResultStore, progress: bool) -> torch.Tensor:
+                   store: ResultStore, progress: bool, job: Dist | None = None, *,
+                   precision: str | None = None) -> torch.Tensor:
     """``config.num_samples`` samples under policy ``spec`` with the run's seed (so the
     same noise as every other policy), plus trajectory snapshots; reused from disk when
-    this setting already produced them."""
-    path = samples_dir / f"{spec.replace(':', '_')}.npy"
-    if path.exists() and store.find("samples", spec) is not None:
-        return torch.from_numpy(np.load(path))
+    this setting already produced them. Each rank draws its contiguous shard (global
+    sample indices, so the same samples as one process); every rank gets all samples."""
+    job = job or Dist(device=model.device)
+    precision = precision or config.precision
+    path = _samples_path(samples_dir, spec, precision, config)
+    key = spec if precision == config.precision else f"{spec}@{precision}"
+    done = job.broadcast(path.exists() and store.find("samples", key) is not None)
+    if done:
+        return torch.from_numpy(np.load(path)) if job.is_main else torch.empty(0)
     engine = _engine(model, spec)
     every = max(1, config.n_steps // TRAJECTORY_POINTS)
     snapshots: list[torch.Tensor] = []
 
     def keep(step: int, t: torch.Tensor, x: torch.Tensor, score: torch.Tensor) -> None:
         if (step + 1) % every == 0:
-            snapshots.append(x.clone())
+            snapshots.append(x.float().cpu())
 
-    samples = generate(model, config.num_samples, n_steps=config.n_steps, seed=config.seed,
-                       batch_size=config.num_samples, engine=engine, progress=progress,
-                       callback=keep)
-    atomic_save_npy(path, samples.numpy())
-    atomic_save_npy(path.with_name(path.stem + "_trajectory.npy"),
-                    torch.stack(snapshots).numpy())
-    cache = combine(engine.history) if isinstance(engine, CacheEngine) else {}
-    store.add({"kind": "samples", "policy": spec, "cache": cache})
+    first, count = job.shard(config.num_samples)
+    with autocast(job.device, precision):
+        shard = generate(model, count, n_steps=config.n_steps, seed=config.seed,
+                         batch_size=count, first_index=first, engine=engine,
+                         progress=progress and job.is_main, callback=keep)
+    samples = job.all_gather_shards(shard.float())
+    trajectory = job.all_gather_shards(torch.stack(snapshots), dim=1)
+    histories = job.all_gather_object(getattr(engine, "history", []))
+    if job.is_main:
+        atomic_save_npy(path, samples.numpy())
+        atomic_save_npy(path.with_name(path.stem + "_trajectory.npy"), trajectory.numpy())
+        cache = combine([s for h in histories for s in h]) \
+            if isinstance(engine, CacheEngine) else {}
+        store.add({"kind": "samples", "policy": key, "cache": cache})
     return samples
 
 
@@ -185,17 +269,20 @@ def _trajectory_error(samples_dir: Path, spec: str, config: BenchConfig) -> dict
 
 def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
                 batch: int, *, progress: bool = True) -> None:
-    """Interleaved wall-clock of uncached vs every policy at one batch size."""
+    """Interleaved time of uncached vs every policy at one batch size (CUDA events and
+    synchronisation on a GPU, wall clock on the CPU)."""
     if store.find("timing", UNCACHED, batch) is not None:
         return
-    names = (UNCACHED, *config.policies)
+    names = (UNCACHED, *config.policies, *((COMPILED,) if config.compile else ()))
     engines = {name: _engine(model, name) for name in names}
+    device = model.device
 
     def sample(name: str, n_steps: int) -> None:
-        generate(model, batch, n_steps=n_steps, seed=config.seed, batch_size=batch,
-                 engine=engines[name], progress=False)
+        with autocast(device, config.precision):
+            generate(model, batch, n_steps=n_steps, seed=config.seed, batch_size=batch,
+                     engine=engines[name], progress=False)
 
-    for name in names:  # warm-up: allocator, kernels, caches
+    for name in names:  # warm-up: allocator, kernels, caches (and compilation)
         sample(name, config.warmup_steps)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     stats: dict[str, dict[str, Any]] = {}
@@ -203,10 +290,8 @@ def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
         for name in names:
             if engines[name] is not None:
                 engines[name].history.clear()
-            start = time.perf_counter()
-            sample(name, config.n_steps)
-            seconds[name].append(time.perf_counter() - start)
-            if engines[name] is not None:
+            seconds[name].append(time_call(functools.partial(sample, name, config.n_steps), device))
+            if isinstance(engines[name], CacheEngine):
                 stats[name] = combine(engines[name].history)
         if progress:
             print(f"  batch {batch}: round {round_index + 1}/{config.rounds} done", flush=True)
@@ -245,18 +330,24 @@ def random_checkpoint(directory: str | Path, *, preset: str = "paper",
 
 
 def run_bench(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,
-              progress: bool = True) -> list[dict[str, Any]]:
-    """Run the quality and timing passes; returns all records of this setting."""
+              progress: bool = True, job: Dist | None = None) -> list[dict[str, Any]]:
+    """Run the quality and timing passes; returns all records of this setting. Under
+    torchrun (``job`` from :func:`fdbench.distributed.init_from_env`) the quality pass is
+    sharded over the ranks and rank 0 alone times, writes and returns the records."""
     torch.set_num_threads(config.threads)
-    model = load_checkpoint(checkpoint)
+    job = job or Dist(device=resolve_device(config.device))
+    model = load_checkpoint(checkpoint, device=job.device)
     out_dir = Path(out_dir)
     for spec in config.policies:  # fail on a bad spec before any long work
         parse_policy(spec, model.n_steps)
     settings = {**asdict(config), "checkpoint": str(Path(checkpoint).resolve()),
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "fdbench": __version__, "machine": platform.machine()}
-    store = ResultStore(out_dir / RESULTS_FILE, settings)
-    quality_pass(model, config, store, out_dir, progress=progress)
+                "fdbench": __version__, "machine": platform.machine(),
+                "device": str(job.device.type)}
+    store = ResultStore(out_dir / RESULTS_FILE, settings, writable=job.is_main)
+    quality_pass(model, config, store, out_dir, progress=progress, job=job)
+    if not job.is_main:  # timing is one process's business: the others leave
+        return []
     for batch in config.batch_sizes:
         timing_pass(model, config, store, batch, progress=progress)
     return store.records
@@ -291,4 +382,9 @@ def format_table(records: list[dict[str, Any]]) -> str:
         rows.append(f"| {name} (control) | - | - | - | - | {q['sw_time']['value']:.4f} +- "
                     f"{q['sw_time']['se']:.4f} | {q['sw_freq']['value']:.4f} +- "
                     f"{q['sw_freq']['se']:.4f} | {_fmt(paired, '.4f')} | - | - |")
+    for r in (r for r in records if r["kind"] == "precision"):
+        paired = r["paired_vs_fp32"]
+        rows.append(f"\n{r['precision']} autocast vs fp32 (uncached, same noise): paired "
+                    f"relative error {paired['mean']:.2e} +- {paired['se']:.1e} "
+                    f"(max {paired['max']:.2e}, n={paired['n']})")
     return "\n".join(rows)

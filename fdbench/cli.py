@@ -17,6 +17,9 @@ from fdbench.commands import register_all
 from fdbench.errors import FdbenchError
 
 EXIT_USAGE = 2
+# kept in step with fdbench.sweep.CACHE_POINTS (a test checks), so --help stays cheap
+_SWEEP_METHODS = ("e2crf", "fora", "toca", "duca", "teacache", "fbcache", "taylorseer1",
+                  "taylorseer2", "freqca")
 
 
 def _positive_int(text: str) -> int:
@@ -74,7 +77,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, device=args.device)
     samples = generate(model, args.num_samples, n_steps=args.steps, seed=args.seed,
                        batch_size=args.batch_size, first_index=args.first_index,
-                       noise_free_last_step=args.noise_free_last_step)
+                       noise_free_last_step=args.noise_free_last_step,
+                       solver=args.solver, grid=args.grid, eta=args.eta)
     atomic_save_npy(args.out, samples.numpy())
     print(f"wrote {tuple(samples.shape)} samples to {args.out}")
     return 0
@@ -94,7 +98,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from fdbench.bench import BenchConfig, format_table, run_bench
+    from fdbench.distributed import init_from_env, shutdown
     from fdbench.run import shipped_checkpoint
 
     checkpoint = args.checkpoint or shipped_checkpoint()
@@ -107,22 +114,47 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(policies=tuple(args.policies), batch_sizes=tuple(args.batch_sizes),
                          n_steps=args.steps, num_samples=args.num_samples,
                          rounds=args.rounds, seed=args.seed, threads=args.threads or 1,
-                         n_boot=args.n_boot)
+                         n_boot=args.n_boot, device=args.device, precision=args.precision,
+                         compile=args.compile)
+    job = init_from_env(args.device)  # torchrun: shard the quality pass over the ranks
+    if args.sweep and job.active:
+        shutdown(job)
+        raise FdbenchError("--sweep runs in one process; start it without torchrun")
+    if not job.is_main:
+        try:
+            run_bench(checkpoint, args.out, config, progress=False, job=job)
+        finally:
+            shutdown(job)
+        return 0
+    print(f"fdbench bench: {checkpoint}, device {job.device}, {job.world_size} process(es), "
+          f"precision {config.precision}")
     print(f"fdbench bench: {checkpoint}, T={config.n_steps}, threads={config.threads}, "
           f"batches {list(config.batch_sizes)}, {config.rounds} interleaved rounds -> {args.out}")
     if args.sweep:
-        from fdbench.sweep import run_sweep
+        from fdbench.sweep import (
+            BASELINE,
+            CACHE_POINTS,
+            default_points,
+            format_sweep_table,
+            run_sweep,
+        )
 
-        points = run_sweep(checkpoint, args.out, config, K=args.sweep_K, tau_0=args.sweep_tau,
-                           R=args.sweep_R)
-        print("| policy | FLOP speedup | recompute | SW ratio | paired error |")
-        print("|---|---|---|---|---|")
-        for p in points:
-            print(f"| {p['policy']} | {p['flop_speedup']:.2f}x | {p['recompute_fraction']:.3f} "
-                  f"| {p['sw_ratio']:.3f} | {p['paired_mean']:.4f} |")
+        unknown = sorted(set(args.sweep_methods) - set(CACHE_POINTS))
+        if unknown:
+            raise FdbenchError(f"--sweep-methods: unknown {unknown}; known: "
+                               f"{sorted(CACHE_POINTS)}")
+        baseline = replace(BASELINE, n_steps=args.steps)
+        points = default_points(tuple(args.sweep_steps),
+                                {m: CACHE_POINTS[m] for m in args.sweep_methods}, baseline)
+        records = run_sweep(checkpoint, args.out, config, points=points,
+                            composites=not args.no_composites, log=print)
+        print(format_sweep_table(records))
         print(f"-> {args.out}/sweep.jsonl, {args.out}/sweep.png")
         return 0
-    records = run_bench(checkpoint, args.out, config)
+    try:
+        records = run_bench(checkpoint, args.out, config, job=job)
+    finally:
+        shutdown(job)
     print(format_table(records))
     print(f"-> {args.out}/results.jsonl")
     return 0
@@ -168,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample", help="draw samples from a checkpoint",
-        description="Sample with reverse Euler-Maruyama and save the time-domain series "
-                    "(num_samples, N, M) as .npy. Sample i depends only on (seed, "
-                    "first_index + i), never on the batch size.")
+        description="Sample with a reverse solver (default: reverse Euler-Maruyama, the "
+                    "paper's) and save the time-domain series (num_samples, N, M) as .npy. "
+                    "Sample i depends only on (seed, first_index + i), never on the batch "
+                    "size.")
     sample.add_argument("--checkpoint", type=Path, required=True)
     sample.add_argument("--num-samples", type=_positive_int, required=True)
     sample.add_argument("--steps", type=_positive_int, default=1000,
@@ -180,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", type=_positive_int, default=64)
     sample.add_argument("--noise-free-last-step", action="store_true",
                         help="drop the noise of the last step (the base code keeps it)")
+    sample.add_argument("--solver", default="em",
+                        help="em | ode_euler | ode_heun | ddim | dpmpp_2m (default em); "
+                             "ode_heun makes 2 score calls per step")
+    sample.add_argument("--grid", default="uniform",
+                        help="time grid: uniform | log_snr | edm (default uniform)")
+    sample.add_argument("--eta", type=float, default=0.0,
+                        help="DDIM stochasticity in [0, 1] (0 deterministic, 1 DDPM)")
     sample.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     sample.add_argument("--out", type=Path, required=True, help="output .npy file")
     _add_threads(sample)
@@ -232,11 +272,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=_non_negative_int, default=0)
     bench.add_argument("--out", type=Path, default=Path("runs/bench"))
     bench.add_argument("--sweep", action="store_true",
-                       help="instead: E²-CRF over the (K, tau_0, R) grid below (FLOPs and "
-                            "quality; writes sweep.jsonl and sweep.png)")
-    bench.add_argument("--sweep-K", type=_non_negative_int, nargs="+", default=[1, 5, 10])
-    bench.add_argument("--sweep-tau", type=float, nargs="+", default=[0.1, 0.5, 2.0])
-    bench.add_argument("--sweep-R", type=_positive_int, nargs="+", default=[10, 50])
+                       help="instead: the speed/quality sweep against reverse EM with --steps "
+                            "steps: every solver at --sweep-steps, every cache method at three "
+                            "operating points, then each method on the best solver (the fewest "
+                            "evaluations within 5 %% of the baseline's SW); one batch of "
+                            "--num-samples per point, baseline re-timed between points; "
+                            "writes sweep.jsonl (resumable) and sweep.png")
+    bench.add_argument("--sweep-steps", type=_positive_int, nargs="+",
+                       default=[10, 20, 50, 100, 200, 500, 1000],
+                       help="solver steps T of the sweep (default 10 20 50 100 200 500 1000)")
+    bench.add_argument("--sweep-methods", nargs="+", default=list(_SWEEP_METHODS),
+                       help=f"cache methods of the sweep (default: all: "
+                            f"{' '.join(_SWEEP_METHODS)})")
+    bench.add_argument("--no-composites", action="store_true",
+                       help="skip the caches on top of the best solver")
+    bench.add_argument("--device", default="cpu",
+                       help="cpu, cuda, cuda:K or auto (cuda when available); default cpu. "
+                            "On cuda the timings use CUDA events with synchronisation")
+    bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                       help="autocast precision of the network (default fp32); bench reports "
+                            "the paired error of the samples against fp32")
+    bench.add_argument("--compile", action="store_true",
+                       help="also time and score the uncached sampler through torch.compile "
+                            "(opt-in: on this CPU it gave ~1.1x after minutes of compiling)")
     _add_threads(bench, default="1, the timing protocol's")
     bench.set_defaults(handler=_cmd_bench)
     register_all(commands)

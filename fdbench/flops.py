@@ -8,7 +8,7 @@ estimate) so the matmul total stays comparable with FlopCounterMode."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -55,6 +55,38 @@ def forward_flops(config: ModelConfig, batch: int, *, mode: str = "subset",
     totals["embed"] = batch * (2.0 * n * width * d + 2.0 * d * d)  # tokens + time dense
     totals["head"] = batch * 2.0 * n * d * width
     return {name: totals[name] for name in COMPONENTS}
+
+
+def module_forward_flops(config: ModelConfig, batch: int,
+                         layers: Sequence[tuple[int, int, int, int]]) -> dict[str, float]:
+    """FLOPs of one forward under a module-reuse plan (FORA, ToCa, TeaCache, ...): per
+    layer ``(attention, ffn, norm, score)`` token counts summed over the batch —
+    ``attention`` tokens get Q/K/V, attention rows over all keys of their sample and the
+    out-projection, ``ffn`` tokens the feed-forward block, ``norm`` tokens the two
+    add+LayerNorms (run even where A_l and F_l are reused), ``score`` tokens an explicit
+    q k^T row for an attention map (ToCa's score). A layer that is not run at all is
+    (0, 0, 0, 0); layers beyond ``len(layers)`` are not run. Embedding and head always run
+    on the whole batch. Same per-layer formulas as :func:`layer_flops`, so the all-tokens
+    plan equals :func:`forward_flops` of the uncached forward."""
+    if len(layers) > config.n_layers:
+        raise ConfigError(f"a plan has {len(layers)} layers, the model {config.n_layers}")
+    n, d, width = config.n_tokens, config.d_model, config.token_dim
+    totals = dict.fromkeys(COMPONENTS, 0.0)
+    for attention, ffn, norm, score in layers:
+        part = layer_flops(d, config.d_ff, n, rows=attention, kv=attention, ffn=ffn)
+        part["norms"] = 2 * 8.0 * norm * d
+        part["attention"] += 2.0 * score * n * d     # q k^T only: the map, not its use
+        for name, value in part.items():
+            totals[name] += value
+    totals["embed"] = batch * (2.0 * n * width * d + 2.0 * d * d)
+    totals["head"] = batch * 2.0 * n * d * width
+    return totals
+
+
+def layer_matmul_total(flops: dict[str, float]) -> float:
+    """Matmul FLOPs of the encoder layers only (what caching can save): the weight of the
+    'layer-token units actually computed' in ``executed_fraction``."""
+    return sum(flops[name] for name in ("qkv", "attention", "out_proj", "ffn"))
 
 
 def matmul_total(flops: dict[str, float]) -> float:

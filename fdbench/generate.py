@@ -12,14 +12,16 @@ from fdbench.errors import ConfigError
 from fdbench.pipeline import ScoreModel
 from fdbench.randomness import PerSampleNoise
 from fdbench.sde import prior_sample
-from fdbench.solvers import Callback, ScoreFn, reverse_euler_maruyama, uniform_times
+from fdbench.solvers import Callback, ScoreFn, SolverConfig
 
 
 def score_fn_of(model: ScoreModel, engine: CacheEngine | None = None) -> ScoreFn:
     """The score as the solver sees it: one call of the network (or of a cache engine
-    running it) per solver step, converted by the model's parametrisation."""
-    def score(x: Tensor, t: Tensor, step: int) -> Tensor:
-        output = model.network(x, t) if engine is None else engine(x, t, step)
+    running it, keyed by the solver's step index and ``stage``, 1 for the second call of
+    a two-evaluation step) per solver evaluation, converted by the model's
+    parametrisation."""
+    def score(x: Tensor, t: Tensor, step: int, stage: int = 0) -> Tensor:
+        output = model.network(x, t) if engine is None else engine(x, t, step, stage=stage)
         return model.score(output, x, t)
     return score
 
@@ -28,20 +30,24 @@ def score_fn_of(model: ScoreModel, engine: CacheEngine | None = None) -> ScoreFn
 def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: int = 0,
              batch_size: int = 64, first_index: int = 0, noise_free_last_step: bool = False,
              progress: bool = True, engine: CacheEngine | None = None,
-             callback: Callback | None = None) -> Tensor:
-    """``n_samples`` time-domain series (n, N, M) from reverse Euler–Maruyama with
-    ``n_steps`` steps. Sample i uses the noise stream of (seed, first_index + i), so any
-    batching (or sharding across processes) gives the same samples. With ``engine`` the
-    score comes from a cache engine (reset per batch; its ``history`` holds the stats)."""
+             callback: Callback | None = None, solver: str = "em", grid: str = "uniform",
+             eta: float = 0.0, rho: float = 7.0) -> Tensor:
+    """``n_samples`` time-domain series (n, N, M) from the ``solver`` (``solvers.SOLVERS``;
+    default reverse Euler–Maruyama) with ``n_steps`` steps on the time ``grid``
+    (``time_grids.GRIDS``; ``eta`` for DDIM, ``rho`` for the EDM grid). Sample i uses the
+    noise stream of (seed, first_index + i), so any batching (or sharding across
+    processes) gives the same samples. With ``engine`` the score comes from a cache engine
+    (reset per batch with ``n_steps`` solver steps; its ``history`` holds the stats)."""
     for name, value, low in (("n_samples", n_samples, 1), ("n_steps", n_steps, 2),
                              ("batch_size", batch_size, 1), ("first_index", first_index, 0),
                              ("seed", seed, 0)):
         if value < low:
             raise ConfigError(f"{name} must be >= {low}, got {value}")
+    config = SolverConfig(solver, n_steps, grid, eta, rho, noise_free_last_step)
     model.network.eval()
     device = model.device
     lam = model.noise_scale()
-    times = uniform_times(n_steps, model.sde.eps, device=device)
+    times = config.times(model.sde, device=device)
     score_fn = score_fn_of(model, engine)
     chunks = []
     starts = range(first_index, first_index + n_samples, batch_size)
@@ -51,8 +57,7 @@ def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: in
         if engine is not None:
             engine.start_batch(n_steps, torch.tensor(list(indices)))
         x = prior_sample(model.sde, noise((model.n_steps, model.n_channels)), lam)
-        x = reverse_euler_maruyama(score_fn, x, times, model.sde, lam, noise,
-                                   noise_free_last_step=noise_free_last_step,
-                                   callback=callback, progress=progress)
+        x = config.run(score_fn, x, model.sde, lam, noise, times=times, callback=callback,
+                       progress=progress)
         chunks.append(model.decode(x).cpu())
     return torch.cat(chunks)

@@ -44,6 +44,11 @@ def plot_real_vs_generated(real: Tensor, generated: Tensor, path: str | os.PathL
     axes[2].set_ylabel("|c_k|^2 (log scale)")
     axes[2].legend()
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+    """Write the figure atomically as PNG without the metadata that changes per run."""
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
                                               metadata={"Software": None}))
@@ -51,36 +56,41 @@ def plot_real_vs_generated(real: Tensor, generated: Tensor, path: str | os.PathL
     return path
 
 
-def plot_tradeoff(points: list[dict], path: str | os.PathLike, *,
-                  uncached_sw: dict) -> Path:
-    """Speed/quality trade-off of a sweep: FLOP speedup (log x) against SW (time domain)
-    relative to uncached, and against the paired error; the Pareto front is marked."""
+FAMILY_STYLE = {"baseline": ("black", "*"), "solver": ("tab:blue", "o"),
+                "cache": ("tab:orange", "s"), "cache+solver": ("tab:green", "D")}
+
+
+def plot_pareto(records: list[dict], path: str | os.PathLike, *,
+                sw_tolerance: float = 0.05) -> Path:
+    """Wall-clock speedup over 1000-step EM (log x) against SW (time domain) +- SE, one
+    colour per family (solver alone, cache on EM, cache on the best solver), the
+    non-dominated front joined and labelled."""
     from fdbench.sweep import pareto_front
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    speed = [p["flop_speedup"] for p in points]
-    for ax, key, label in ((axes[0], "sw_ratio", "SW (time) / uncached SW"),
-                           (axes[1], "paired_mean", "paired relative error to uncached")):
-        values = [p[key] for p in points]
-        colours = [p["K"] for p in points]
-        scatter = ax.scatter(speed, values, c=colours, cmap="viridis", s=36, zorder=3)
-        front = sorted(pareto_front(list(zip(speed, values, strict=True))),
-                       key=lambda i: speed[i])
-        ax.plot([speed[i] for i in front], [values[i] for i in front], color="C3",
-                linewidth=1.5, label="Pareto front", zorder=2)
-        ax.set_xscale("log")
-        ax.set_xlabel("FLOP speedup vs uncached (log scale)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-        fig.colorbar(scatter, ax=ax, label="K (low band)")
-    band = 2 * uncached_sw["se"] / uncached_sw["value"] if uncached_sw.get("se") else 0.0
-    axes[0].axhspan(1 - band, 1 + band, color="grey", alpha=0.2, label="uncached +- 2 SE")
-    axes[0].axhline(1.05, color="C1", linestyle="--", linewidth=1, label="+5 %")
-    axes[0].legend(loc="upper left")
-    axes[1].legend(loc="upper left")
-    fig.suptitle("E²-CRF sweep over (K, tau_0, R): speed vs quality")
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
-                                              metadata={"Software": None}))
-    plt.close(fig)
-    return path
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for family, (colour, marker) in FAMILY_STYLE.items():
+        rows = [r for r in records if r["family"] == family]
+        if rows:
+            ax.errorbar([r["wall_speedup"] for r in rows], [r["sw_time"]["value"] for r in rows],
+                        yerr=[r["sw_time"]["se"] or 0.0 for r in rows], fmt=marker,
+                        color=colour, label=family, markersize=5, capsize=2, alpha=0.8)
+    xy = [(r["wall_speedup"], r["sw_time"]["value"]) for r in records]
+    front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
+    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "-", color="grey",
+            lw=1, label="Pareto front", zorder=0)
+    for i in front:
+        ax.annotate(records[i]["policy"], xy[i], textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    baseline = [r for r in records if r["family"] == "baseline"]
+    if baseline:
+        sw = baseline[0]["sw_time"]["value"]
+        ax.axhline(sw * (1 + sw_tolerance), color="red", ls="--", lw=0.8,
+                   label=f"baseline SW + {sw_tolerance:.0%}")
+    ax.set_xscale("log")
+    ax.set_xlabel("wall-clock speedup over reverse EM, T = 1000 (x, log scale)")
+    ax.set_ylabel("sliced Wasserstein to held-out data (time domain)")
+    ax.set_title("Speed vs quality: solvers, caches, and caches on the best solver")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,29 +1,103 @@
-"""``fdbench bench --sweep``: E²-CRF over a (K, tau_0, R) grid — FLOP speedup against
-quality (SW ratio to uncached, paired error), JSON lines and a Pareto plot.
+"""``fdbench bench --sweep``: every cache method and every solver against 1000-step EM.
 
-Wall-clock is not measured here (one sample run per point cannot follow the interleaved
-protocol); the x axis is the FLOP speedup, labelled as such."""
+Points (``default_points``): the baseline (reverse EM, T = 1000, uncached); each solver on
+its grid at T in ``SOLVER_STEPS``; each cache method at >= 3 operating points on the
+baseline sampler; and, once the solvers are measured, each method on top of the best
+solver (the fewest score evaluations whose SW is within 5 % of the baseline's; the best
+SW if none is). Per point: one sampling run of ``num_samples`` series in one batch, the
+same per-sample noise for all, timed; the baseline is re-timed every ``rebase_every``
+points and each point's wall ratio is taken against the mean of the baseline timings
+just before and after it (A B B B A ..., the drift of a shared machine cancels to first
+order). Beside it: the FLOP ratio (executed FLOPs, cache statistics), SW time and
+frequency +- bootstrap SE, marginal W, and the paired error against the uncached run of
+the same solver and noise where one exists. Records go to ``sweep.jsonl`` (one per
+point, resumable); ``sweep.png`` is the speed-vs-quality plot with the front marked."""
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import replace
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
-from fdbench.bench import UNCACHED, BenchConfig, ResultStore, held_out_data, policy_samples
-from fdbench.cache import E2CRFConfig, parse_policy
+from fdbench.bench import BenchConfig, ResultStore, held_out_data
+from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
 from fdbench.checkpoint import load_checkpoint
-from fdbench.plots import plot_tradeoff
+from fdbench.flops import forward_flops, matmul_total
+from fdbench.generate import generate
+from fdbench.io import atomic_save_npy
+from fdbench.pipeline import ScoreModel
 from fdbench.quality import quality_summary
+from fdbench.solvers import SolverConfig
 
 SWEEP_FILE = "sweep.jsonl"
+SOLVER_STEPS = (10, 20, 50, 100, 200, 500, 1000)
+# each solver on the grid it is usually run with (k-diffusion / DPM-Solver defaults)
+SOLVER_GRIDS = {"em": "uniform", "ode_euler": "edm", "ode_heun": "edm", "ddim": "log_snr",
+                "dpmpp_2m": "log_snr"}
+# cache methods at three operating points each, from mild to aggressive
+CACHE_POINTS = {
+    "e2crf": ("e2crf:tau_0=0.05", "e2crf", "e2crf:tau_0=1.0"),
+    "fora": ("fora:cache_interval=2", "fora:cache_interval=3", "fora:cache_interval=5"),
+    "toca": ("toca:cache_interval=2", "toca:cache_interval=3", "toca:cache_interval=5"),
+    "duca": ("duca:cache_interval=2", "duca:cache_interval=3", "duca:cache_interval=5"),
+    "teacache": ("teacache:rel_l1_thresh=0.1", "teacache:rel_l1_thresh=0.3",
+                 "teacache:rel_l1_thresh=0.6"),
+    "fbcache": ("fbcache:threshold=0.05", "fbcache:threshold=0.1", "fbcache:threshold=0.2"),
+    "taylorseer1": ("taylorseer1:cache_interval=2", "taylorseer1:cache_interval=3",
+                    "taylorseer1:cache_interval=5"),
+    "taylorseer2": ("taylorseer2:cache_interval=2", "taylorseer2:cache_interval=3",
+                    "taylorseer2:cache_interval=5"),
+    "freqca": ("freqca:cache_interval=2", "freqca:cache_interval=3", "freqca:cache_interval=5"),
+}
+SW_TOLERANCE = 0.05  # "within 5 % of 1000-step EM" (issue 6)
 
 
-def spec_of(K: int, tau_0: float, R: int, base: str = "e2crf") -> str:
-    return f"{base}:K={K},tau_0={tau_0},R={R}"
+@dataclass(frozen=True)
+class SweepPoint:
+    """One way of sampling: a solver on a grid with T steps, optionally under a cache."""
+
+    family: str            # baseline | solver | cache | cache+solver
+    solver: str
+    grid: str
+    n_steps: int
+    policy: str | None = None
+
+    @property
+    def label(self) -> str:
+        base = f"{self.solver}/{self.grid} T={self.n_steps}"
+        return base if self.policy is None else f"{self.policy} @ {base}"
+
+    @property
+    def uncached(self) -> SweepPoint:
+        """The same solver and noise without the cache (the paired reference; samples are
+        stored by label, so the baseline serves as the reference of caches on it)."""
+        return SweepPoint("solver", self.solver, self.grid, self.n_steps)
+
+    def solver_config(self) -> SolverConfig:
+        return SolverConfig(self.solver, self.n_steps, self.grid)
+
+
+BASELINE = SweepPoint("baseline", "em", "uniform", 1000)
+
+
+def default_points(solver_steps: tuple[int, ...] = SOLVER_STEPS,
+                   cache_points: dict[str, tuple[str, ...]] | None = None,
+                   baseline: SweepPoint = BASELINE) -> list[SweepPoint]:
+    """Baseline, solvers x steps, caches on the baseline (the composites come later)."""
+    points = [baseline]
+    for solver, grid in SOLVER_GRIDS.items():
+        for n in solver_steps:
+            point = SweepPoint("solver", solver, grid, n)
+            if point.label != baseline.label:
+                points.append(point)
+    for specs in (CACHE_POINTS if cache_points is None else cache_points).values():
+        points.extend(replace(baseline, family="cache", policy=spec) for spec in specs)
+    return points
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -36,42 +110,188 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+def best_solver(records: list[dict[str, Any]], baseline_sw: float) -> dict[str, Any] | None:
+    """The uncached solver point with the fewest score evaluations whose SW is within
+    ``SW_TOLERANCE`` of the baseline's; if none is, the one with the best SW."""
+    solvers = [r for r in records if r["family"] == "solver"]
+    if not solvers:
+        return None
+    good = [r for r in solvers if r["sw_time"]["value"] <= (1 + SW_TOLERANCE) * baseline_sw]
+    if good:
+        return min(good, key=lambda r: (r["evaluations"], r["sw_time"]["value"]))
+    return min(solvers, key=lambda r: r["sw_time"]["value"])
+
+
+class Sweeper:
+    """Runs points one at a time against one model, held-out set and noise seed."""
+
+    def __init__(self, model: ScoreModel, config: BenchConfig, out_dir: Path,
+                 store: ResultStore, *, baseline: SweepPoint = BASELINE,
+                 rebase_every: int = 6, progress: bool = True):
+        self.model, self.config, self.out_dir, self.store = model, config, out_dir, store
+        self.baseline = baseline
+        self.rebase_every, self.progress = rebase_every, progress
+        self.reference = held_out_data(model)
+        self.full_flops = matmul_total(forward_flops(model.network.config, config.num_samples))
+        self.baseline_seconds: list[float] = []
+        self.since_rebase = 0
+
+    def sample(self, point: SweepPoint) -> tuple[torch.Tensor, float, dict[str, Any]]:
+        """Samples, wall seconds and cache summary of one run of ``point``."""
+        engine = None
+        if point.policy is not None:
+            config = parse_policy(point.policy, self.model.n_steps)
+            engine = CacheEngine(self.model.network, make_policy(config))
+        solver = point.solver_config()
+        started = time.perf_counter()
+        samples = generate(self.model, self.config.num_samples, n_steps=point.n_steps,
+                           seed=self.config.seed, batch_size=self.config.num_samples,
+                           engine=engine, solver=solver.name, grid=solver.grid,
+                           progress=False)
+        seconds = time.perf_counter() - started
+        evaluations = solver.n_evaluations
+        if engine is None:
+            cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0}
+        else:
+            cache = combine(engine.history)
+        cache["flops"] = cache["flop_ratio"] * evaluations * self.full_flops
+        return samples, seconds, cache
+
+    def time_baseline(self) -> float:
+        samples, seconds, _ = self.sample(self.baseline)
+        self.baseline_seconds.append(seconds)
+        self.since_rebase = 0
+        self.save(self.baseline, samples)
+        return seconds
+
+    def save(self, point: SweepPoint, samples: torch.Tensor) -> None:
+        atomic_save_npy(self.out_dir / "samples" / f"{_file_name(point.label)}.npy",
+                        samples.numpy())
+
+    def reference_samples(self, point: SweepPoint) -> torch.Tensor | None:
+        path = self.out_dir / "samples" / f"{_file_name(point.label)}.npy"
+        if path.exists():
+            import numpy as np
+
+            return torch.from_numpy(np.load(path))
+        return None
+
+    def run(self, point: SweepPoint) -> dict[str, Any]:
+        if (found := self.store.find("sweep", point.label)) is not None:
+            return found
+        if not self.baseline_seconds or self.since_rebase >= self.rebase_every:
+            self.time_baseline()
+        before = self.baseline_seconds[-1]
+        if point == self.baseline and self.since_rebase == 0:
+            # the baseline timing just taken is this point's run (same noise, same code)
+            samples, seconds = self.reference_samples(point), before
+            cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0,
+                     "flops": point.solver_config().n_evaluations * self.full_flops}
+        else:
+            samples, seconds, cache = self.sample(point)
+            self.save(point, samples)
+        self.since_rebase += 1
+        paired = None if point.policy is None else self.reference_samples(point.uncached)
+        quality = quality_summary(samples, self.reference, paired_reference=paired,
+                                  n_directions=self.config.n_directions,
+                                  seed=self.config.seed, n_boot=self.config.n_boot)
+        baseline_flops = self.baseline.solver_config().n_evaluations * self.full_flops
+        record = {
+            "kind": "sweep", "policy": point.label, "family": point.family,
+            "method": point.policy.partition(":")[0] if point.policy else "uncached",
+            "cache": point.policy, "solver": point.solver, "grid": point.grid,
+            "n_steps": point.n_steps, "evaluations": point.solver_config().n_evaluations,
+            "seconds": seconds, "baseline_seconds_before": before,
+            "flop_ratio": cache["flops"] / baseline_flops,
+            "flop_speedup": baseline_flops / cache["flops"],
+            "recompute_fraction": cache.get("recompute_fraction", 1.0),
+            "sw_time": quality["sw_time"], "sw_freq": quality["sw_freq"],
+            "marginal_w_time": quality["marginal_w_time"],
+            "marginal_w_freq": quality["marginal_w_freq"],
+            "spectral_density_error": quality["spectral_density_error"],
+            "paired": quality["paired"],
+        }
+        return record
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Close the bracket: the next baseline timing (taken now if the next point would
+        not take one) gives the point its wall ratio."""
+        after = self.time_baseline() if self.since_rebase >= self.rebase_every else None
+        before = record["baseline_seconds_before"]
+        baseline = before if after is None else (before + after) / 2
+        record = {**record, "baseline_seconds_after": after, "baseline_seconds": baseline,
+                  "wall_speedup": baseline / record["seconds"]}
+        record["wall_over_flop"] = record["wall_speedup"] / record["flop_speedup"]
+        self.store.add(record)
+        return record
+
+
+def _file_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
+
+
 def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,
-              K: list[int], tau_0: list[float], R: list[int],
-              progress: bool = True) -> list[dict[str, Any]]:
-    """Quality and FLOP speedup of E²-CRF at every grid point (same noise as uncached)."""
+              points: list[SweepPoint] | None = None, composites: bool = True,
+              progress: bool = True,
+              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every point (resuming finished ones), then the caches on the best solver."""
     torch.set_num_threads(config.threads)
     model = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
-    grid = [spec_of(k, tau, r) for k, tau, r in itertools.product(K, tau_0, R)]
-    for spec in grid:
-        parse_policy(spec, model.n_steps)
-    settings = {"n_steps": config.n_steps, "num_samples": config.num_samples,
-                "seed": config.seed, "checkpoint": str(Path(checkpoint).resolve())}
+    points = default_points() if points is None else points
+    baseline = next((p for p in points if p.family == "baseline"), BASELINE)
+    if baseline not in points:
+        points = [baseline, *points]
+    for point in points:           # validate every spec before the long run starts
+        point.solver_config()
+        if point.policy is not None:
+            parse_policy(point.policy, model.n_steps)
+    settings = {"baseline": baseline.label, "num_samples": config.num_samples, "seed": config.seed,
+                "threads": config.threads, "n_directions": config.n_directions,
+                "checkpoint": str(Path(checkpoint).resolve())}
     store = ResultStore(out_dir / SWEEP_FILE, settings)
-    reference = held_out_data(model)
-    sweep_config = replace(config, policies=tuple(grid))
-    uncached = policy_samples(model, UNCACHED, sweep_config, out_dir / "samples", store, progress)
-    base = quality_summary(uncached, reference, n_directions=config.n_directions,
-                           seed=config.seed, n_boot=config.n_boot)
-    for spec in grid:
-        if store.find("sweep", spec) is not None:
+    sweeper = Sweeper(model, config, out_dir, store, baseline=baseline, progress=progress)
+    _run_all(sweeper, points, progress, log)
+    if composites:
+        records = [r for r in store.records if r["kind"] == "sweep"]
+        baseline = next(r for r in records if r["family"] == "baseline")
+        best = best_solver(records, baseline["sw_time"]["value"])
+        if best is not None:
+            on = SweepPoint("cache+solver", best["solver"], best["grid"], best["n_steps"])
+            if log is not None:
+                log(f"best solver: {on.label}; caches on top of it")
+            extra = [replace(on, policy=specs[len(specs) // 2])
+                     for specs in CACHE_POINTS.values()]
+            _run_all(sweeper, extra, progress, log)
+    records = [r for r in store.records if r["kind"] == "sweep"]
+    from fdbench.plots import plot_pareto
+
+    plot_pareto(records, out_dir / "sweep.png")
+    return records
+
+
+def _run_all(sweeper: Sweeper, points: list[SweepPoint], progress: bool,
+             log: Callable[[str], None] | None) -> None:
+    for point in tqdm(points, disable=None if progress else True, desc="sweep points"):
+        if sweeper.store.find("sweep", point.label) is not None:
             continue
-        samples = policy_samples(model, spec, sweep_config, out_dir / "samples", store, progress)
-        cache = store.find("samples", spec)["cache"]
-        quality = quality_summary(samples, reference, paired_reference=uncached,
-                                  n_directions=config.n_directions, seed=config.seed,
-                                  n_boot=config.n_boot)
-        config_fields = parse_policy(spec, model.n_steps)
-        assert isinstance(config_fields, E2CRFConfig)
-        store.add({"kind": "sweep", "policy": spec, "K": config_fields.K,
-                   "tau_0": config_fields.tau_0, "R": config_fields.R,
-                   "flop_speedup": cache["flop_speedup"],
-                   "recompute_fraction": cache["recompute_fraction"],
-                   "sw_time": quality["sw_time"], "sw_ratio":
-                   quality["sw_time"]["value"] / base["sw_time"]["value"],
-                   "uncached_sw_time": base["sw_time"],
-                   "paired_mean": quality["paired"]["mean"]})
-    points = [r for r in store.records if r["kind"] == "sweep"]
-    plot_tradeoff(points, out_dir / "sweep.png", uncached_sw=base["sw_time"])
-    return points
+        record = sweeper.finish(sweeper.run(point))
+        if log is not None:
+            log(f"{record['policy']}: wall {record['wall_speedup']:.2f}x, FLOPs "
+                f"{record['flop_speedup']:.2f}x, SW {record['sw_time']['value']:.4f}")
+
+
+def format_sweep_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: one row per point, wall speedup beside its FLOP speedup and efficiency."""
+    lines = ["| point | family | NFE | wall speedup | FLOP speedup | wall/FLOP | SW time +- SE "
+             "| SW freq | paired error |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["family"] != "baseline", r["family"],
+                                            r["policy"])):
+        paired = r["paired"]["mean"] if r.get("paired") else None
+        se = r["sw_time"]["se"]
+        lines.append(
+            f"| {r['policy']} | {r['family']} | {r['evaluations']} | {r['wall_speedup']:.2f}x "
+            f"| {r['flop_speedup']:.2f}x | {r['wall_over_flop']:.2f} | "
+            f"{r['sw_time']['value']:.4f} +- {se if se is None else f'{se:.4f}'} | "
+            f"{r['sw_freq']['value']:.4f} | {'-' if paired is None else f'{paired:.4f}'} |")
+    return "\n".join(lines)

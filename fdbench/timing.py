@@ -17,6 +17,24 @@ def _synchronise() -> None:
         torch.cuda.synchronize()
 
 
+def time_call(run: Callable[[], object], device: torch.device | str = "cpu") -> float:
+    """Seconds one call of ``run`` takes on ``device``: CUDA events around it with the
+    device synchronised before and after on a GPU (kernel launches are asynchronous, so
+    host wall clock alone would time the launches), ``perf_counter`` on the CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize(device)
+    begin.record()
+    run()
+    end.record()
+    torch.cuda.synchronize(device)
+    return begin.elapsed_time(end) / 1000.0  # elapsed_time is in milliseconds
+
+
 def interleaved_timings(candidates: dict[str, Callable[[], object]], *, repeats: int,
                         warmup: int = 2) -> dict[str, list[float]]:
     """Seconds per call of each candidate, measured round-robin ``repeats`` times after

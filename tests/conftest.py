@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -11,6 +13,9 @@ from fdbench.data.synthetic import sines
 from fdbench.model import ModelConfig, build_model
 from fdbench.pipeline import ScoreModel, to_domain
 from fdbench.sde import VPSDE
+
+# scripts/gpu_check.sh runs the suite with the conftest models on cuda
+TEST_DEVICE = os.environ.get("FDBENCH_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +30,7 @@ def make_score_model(split: SeriesSplit, layout: str = "bins", seed: int = 0) ->
     config = ModelConfig.from_preset("tiny", split.n_steps, split.n_channels, layout=layout)
     network = build_model(config, seed=seed).eval()
     standardiser = Standardiser.fit(to_domain(split.train, config.frequency_domain))
-    return ScoreModel(network, VPSDE(), standardiser, {"data": split.name})
+    return ScoreModel(network, VPSDE(), standardiser, {"data": split.name}).to(TEST_DEVICE)
 
 
 @pytest.fixture()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import torch
 
 from fdbench.bench import RESULTS_FILE, BenchConfig, format_table, run_bench
 from fdbench.checkpoint import save_checkpoint
@@ -15,8 +12,6 @@ from fdbench.errors import ConfigError
 from fdbench.model import ModelConfig, build_model
 from fdbench.pipeline import ScoreModel, to_domain
 from fdbench.sde import VPSDE
-from fdbench.sweep import pareto_front, run_sweep
-from fdbench.timing import interleaved_timings, ratio_summary
 
 
 @pytest.fixture(scope="module")
@@ -75,36 +70,9 @@ def test_bad_bench_settings_fail_before_work(sines_checkpoint, tmp_path) -> None
     assert not (tmp_path / RESULTS_FILE).exists()
 
 
-def test_sweep_writes_points_and_plot(sines_checkpoint, tmp_path) -> None:
-    points = run_sweep(sines_checkpoint, tmp_path, BenchConfig(**SMALL), K=[1, 3],
-                       tau_0=[0.5], R=[2], progress=False)
-    assert {p["K"] for p in points} == {1, 3}
-    assert all(p["flop_speedup"] >= 1.0 and p["sw_ratio"] > 0 for p in points)
-    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    lines = (tmp_path / "sweep.jsonl").read_text().splitlines()
-    assert all(json.loads(line)["settings"]["n_steps"] == 6 for line in lines)
-
-
 def test_random_checkpoint_is_labelled(tmp_path) -> None:
     from fdbench.bench import random_checkpoint
     from fdbench.checkpoint import load_checkpoint
 
     model = load_checkpoint(random_checkpoint(tmp_path, preset="tiny", data="sines"))
     assert "random" in model.meta["weights"] and model.network.config.layout == "chart"
-
-
-def test_pareto_front() -> None:
-    points = [(1.0, 0.5), (2.0, 0.6), (2.0, 0.4), (3.0, 0.9), (0.5, 0.1)]
-    assert sorted(pareto_front(points)) == [2, 3, 4]
-
-
-def test_interleaved_timings_alternate_and_ratios_pair_by_round() -> None:
-    order = []
-    times = interleaved_timings({"a": lambda: order.append("a"),
-                                 "b": lambda: order.append("b")}, repeats=3, warmup=1)
-    assert order == ["a", "b"] * 4 and all(len(v) == 3 for v in times.values())
-    summary = ratio_summary([2.0, 4.0, 6.0], [1.0, 2.0, 2.0])
-    assert summary.median == 2.0 and summary.q25 == 2.0 and summary.q75 == 2.5
-    with pytest.raises(ValueError):
-        interleaved_timings({"a": lambda: None}, repeats=0)
-    assert torch.get_num_threads() >= 1

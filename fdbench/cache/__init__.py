@@ -20,8 +20,14 @@ from fdbench.cache.base import (
 )
 from fdbench.cache.e2crf import E2CRFConfig
 from fdbench.cache.engine import CacheEngine
+from fdbench.cache.fbcache import FirstBlockCacheConfig
+from fdbench.cache.fora import FORAConfig
+from fdbench.cache.freqca import FreqCaConfig
 from fdbench.cache.simple import FixedConfig, NaiveKVConfig, NoCacheConfig
 from fdbench.cache.stats import CacheStats, combine
+from fdbench.cache.taylorseer import TaylorSeerCacheConfig
+from fdbench.cache.teacache import TeaCacheConfig
+from fdbench.cache.toca import DuCaConfig, ToCaConfig
 from fdbench.errors import ConfigError
 
 # name -> factory(n_steps) of a config; n_steps is the series length N (paper defaults
@@ -39,27 +45,45 @@ POLICY_PRESETS: dict[str, Callable[[int], CacheConfig]] = {
     "e2crf_no_feedback": lambda n: E2CRFConfig().ablation("no_feedback"),
     "e2crf_no_energy": lambda n: E2CRFConfig().ablation("no_energy"),
     "e2crf_no_probe": lambda n: E2CRFConfig().ablation("no_probe"),
+    # peers (BASELINES.md); operating points by override, e.g. fora:cache_interval=2..5,
+    # teacache:rel_l1_thresh=0.1/0.3/0.6, fbcache:threshold=0.05/0.1/0.2
+    "fora": lambda n: FORAConfig(),
+    "fora_residual": lambda n: FORAConfig(reuse="residual"),
+    "toca": lambda n: ToCaConfig(),
+    "duca": lambda n: DuCaConfig(),
+    "teacache": lambda n: TeaCacheConfig(),
+    "fbcache": lambda n: FirstBlockCacheConfig(),
+    "taylorseer1": lambda n: TaylorSeerCacheConfig(max_order=1),
+    "taylorseer2": lambda n: TaylorSeerCacheConfig(max_order=2),
+    "freqca": lambda n: FreqCaConfig(),
 }
 
 
 def _convert(config: CacheConfig, name: str, text: str) -> Any:
-    kinds = {f.name: f.type for f in fields(config)}
+    kinds = {f.name: str(f.type) for f in fields(config)}
     if name not in kinds:
         raise ConfigError(f"{type(config).__name__} has no field {name!r}; fields: "
                           f"{sorted(kinds)}")
-    current = getattr(config, name)
+    current, kind = getattr(config, name), kinds[name]
     if text.lower() == "none":
         return None
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise ConfigError(f"{name} must be true or false, got {text!r}")
         return text.lower() in ("true", "1")
-    for kind in (int, float):
-        if isinstance(current, kind) or (current is None and kind is int):
+    if kind.startswith("tuple"):       # e.g. coefficients=1e-3;0.5;...: ';'-separated
+        try:
+            return tuple(float(part) for part in text.split(";"))
+        except ValueError:
+            raise ConfigError(f"{name} must be ';'-separated numbers, got {text!r}") from None
+    if current is None and kind.startswith("str"):
+        return text
+    for number in (int, float):
+        if isinstance(current, number) or (current is None and number is int):
             try:
-                return kind(text)
+                return number(text)
             except ValueError:
-                raise ConfigError(f"{name} must be a {kind.__name__}, got {text!r}") from None
+                raise ConfigError(f"{name} must be a {number.__name__}, got {text!r}") from None
     return text
 
 
@@ -79,6 +103,7 @@ def parse_policy(spec: str, n_steps: int) -> CacheConfig:
 
 
 __all__ = ["POLICIES", "POLICY_PRESETS", "CacheConfig", "CacheEngine", "CachePolicy",
-           "CacheStats", "Decision", "E2CRFConfig", "FixedConfig", "NaiveKVConfig",
-           "NoCacheConfig", "StepInfo", "combine", "make_policy", "parse_policy",
-           "register_policy"]
+           "CacheStats", "Decision", "DuCaConfig", "E2CRFConfig", "FORAConfig",
+           "FirstBlockCacheConfig", "FixedConfig", "FreqCaConfig", "NaiveKVConfig",
+           "NoCacheConfig", "StepInfo", "TaylorSeerCacheConfig", "TeaCacheConfig",
+           "ToCaConfig", "combine", "make_policy", "parse_policy", "register_policy"]

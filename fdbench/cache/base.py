@@ -39,6 +39,12 @@ class CacheConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, **asdict(self)}
 
+    def recompute_all(self) -> CacheConfig | None:
+        """This method's degenerate setting that computes every step exactly (interval 1,
+        threshold 0, ...), or None where only the engine's ``force_recompute_all`` gives
+        it (token-subset policies). The conformance suite checks it equals uncached."""
+        return None
+
 
 @dataclass(frozen=True)
 class BatchInfo:
@@ -117,6 +123,12 @@ class CachePolicy(ABC):
     def reset(self, batch: BatchInfo) -> None:
         """Forget everything: a new sampling batch starts."""
         self.batch = batch
+
+    def make_executor(self, engine: Any) -> Any:
+        """The executor that runs the network for this policy's plans, or None for the
+        engine's own token-subset path (every policy deciding token masks). Policies that
+        reuse whole module outputs return a ``module_reuse.ModuleExecutor``."""
+        return None
 
     @abstractmethod
     def decide(self, step: StepInfo, units_x: Tensor) -> Decision:

@@ -79,6 +79,9 @@ class CacheEngine:
         self.caches: list[LayerCache] | None = None
         self.final: Tensor | None = None
         self.steps = 0
+        # module-level policies (FORA, ToCa, TeaCache, ...) bring their own executor; the
+        # token-subset path below is bypassed for them and unchanged for the others
+        self.executor = policy.make_executor(self)
 
     def start_batch(self, n_steps: int, sample_ids: Tensor) -> None:
         """Reset caches and policy state for a new batch of ``len(sample_ids)`` samples."""
@@ -87,6 +90,8 @@ class CacheEngine:
                                     sample_ids.to(device), device))
         self.unit_of_token = self.unit_of_token.to(device)
         self.caches, self.final, self.steps = None, None, n_steps
+        if self.executor is not None:
+            self.executor.reset()
         uncached = matmul_total(forward_flops(self.config, len(sample_ids)))
         self.history.append(CacheStats(type(self.policy.config).policy, self.mode,
                                        len(sample_ids), self.config.n_tokens, n_steps,
@@ -118,6 +123,8 @@ class CacheEngine:
 
     @torch.no_grad()
     def __call__(self, x: Tensor, t: Tensor, step: int, stage: int = 0) -> Tensor:
+        if self.executor is not None:
+            return self.executor(x, t, step, stage)
         if self.caches is None and step != 0:
             raise RuntimeError("the first call of a batch must be step 0 (start_batch resets)")
         info = StepInfo(step, self.steps, t, stage)

@@ -4,6 +4,7 @@ coordinates for ``chart``/``bins`` (the bins view is internal), time steps for `
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -50,6 +51,14 @@ class ScoreTransformer(nn.Module):
         self.unembedder = nn.Linear(config.d_model, config.token_dim)
         self._cache_engine: CacheEngine | None = None
 
+    @classmethod
+    def from_fourierdiffusion(cls, path: str | os.PathLike) -> ScoreTransformer:
+        """The network of a FourierDiffusion Lightning ``.ckpt`` (runs a restricted
+        unpickler; see :mod:`fdbench.fd_import`), in eval mode."""
+        from fdbench.fd_import import load_fd_checkpoint, network_from_fd
+
+        return network_from_fd(load_fd_checkpoint(path))
+
     def to_tokens(self, x: Tensor) -> Tensor:
         """(B, N, M) -> (B, n_tokens, token_dim)."""
         return chart_to_bins(x) if self.config.layout == "bins" else x
@@ -69,11 +78,12 @@ class ScoreTransformer(nn.Module):
         """Final residual stream (B, n_tokens, d) -> score (B, N, M)."""
         return self.from_tokens(self.unembedder(h))
 
-    def forward(self, x: Tensor, t: Tensor, step: int | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, step: int | None = None, stage: int = 0) -> Tensor:
         """x: (B, N, M) in the model's domain; t: (B,) diffusion times -> score (B, N, M).
-        With a cache enabled, pass the solver's ``step`` index to use it."""
+        With a cache enabled, pass the solver's ``step`` index (and ``stage`` 1 for the
+        second evaluation of a two-evaluation step) to use it."""
         if self._cache_engine is not None and step is not None:
-            return self._cache_engine(x, t, step)
+            return self._cache_engine(x, t, step, stage)
         return self.head(self.backbone(self.embed(x, t)))
 
     # diffusers-like cache switches; the engine itself lives in fdbench.cache

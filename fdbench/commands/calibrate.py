@@ -1,0 +1,53 @@
+"""``fdbench calibrate teacache``: fit TeaCache's rescaling polynomial on a checkpoint and
+save it (by default as teacache_calibration.json next to the checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _teacache(args: Any) -> int:
+    from pathlib import Path
+
+    from fdbench.cache.teacache_calibration import FILE_NAME, calibrate, save_calibration
+    from fdbench.checkpoint import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    result = calibrate(model, num_trajectories=args.num_trajectories, n_steps=args.steps,
+                       seed=args.seed, batch_size=args.batch_size)
+    result["checkpoint"] = str(args.checkpoint)
+    out = Path(args.out) if args.out else Path(args.checkpoint) / FILE_NAME
+    save_calibration(out, result)
+    coefficients = ", ".join(f"{c:.4g}" for c in result["coefficients"])
+    print(f"TeaCache calibration ({result['n_points']} points, fit RMSE "
+          f"{result['fit_rmse']:.3g}): coefficients [{coefficients}] -> {out}")
+    print(f"use it with --policies teacache:calibration={out}")
+    return 0
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("calibrate", help="calibrate a cache method on a checkpoint")
+    methods = parser.add_subparsers(dest="method", required=True, metavar="METHOD")
+    teacache = methods.add_parser(
+        "teacache", help="fit TeaCache's degree-4 input-change -> output-change polynomial")
+    teacache.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    teacache.add_argument("--num-trajectories", type=_positive, default=8,
+                          help="uncached sampling trajectories to fit on (default 8)")
+    teacache.add_argument("--steps", type=_positive, default=100,
+                          help="reverse-SDE steps per trajectory (default 100)")
+    teacache.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    teacache.add_argument("--batch-size", type=_positive, default=64)
+    teacache.add_argument("--out", default=None,
+                          help="output file (default CHECKPOINT/teacache_calibration.json)")
+    teacache.set_defaults(handler=_teacache)

@@ -1,0 +1,106 @@
+"""Sharded bench under a 2-process gloo group: the same samples as one process, one
+result file written by rank 0, variable-size gathers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from fdbench.bench import RESULTS_FILE, BenchConfig, run_bench
+from fdbench.checkpoint import save_checkpoint
+from fdbench.data import load_dataset
+from fdbench.data.standardise import Standardiser
+from fdbench.distributed import Dist, init_from_env, shutdown
+from fdbench.errors import ConfigError
+from fdbench.model import ModelConfig, build_model
+from fdbench.pipeline import ScoreModel, to_domain
+from fdbench.sde import VPSDE
+
+# 5 samples over 2 ranks: shards of 3 and 2, so the gather handles unequal sizes
+CONFIG = dict(policies=("e2crf",), batch_sizes=(2,), n_steps=6, num_samples=5,
+              rounds=1, warmup_steps=2, n_directions=10, n_boot=2)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank: int, world_size: int, port: int, checkpoint: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    job = init_from_env("cpu")
+    try:
+        assert (job.rank, job.world_size, job.active) == (rank, world_size, True)
+        # variable-size shard gather: rank r contributes r + 1 rows of value r
+        gathered = job.all_gather_shards(torch.full((rank + 1, 2), float(rank)))
+        assert gathered[:, 0].tolist() == [0.0, 1.0, 1.0]
+        records = run_bench(checkpoint, out, BenchConfig(**CONFIG), progress=False, job=job)
+        assert (records == []) == (rank != 0)  # rank 0 alone returns (and writes) records
+    finally:
+        shutdown(job)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    data = load_dataset("sines")
+    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
+                                     parametrisation="preconditioned")
+    model = ScoreModel(build_model(config).eval(), VPSDE(),
+                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
+
+
+def test_two_processes_give_the_samples_of_one(checkpoint, tmp_path) -> None:
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    run_bench(checkpoint, single, BenchConfig(**CONFIG), progress=False)
+    mp.spawn(_worker, args=(2, _free_port(), str(checkpoint), str(sharded)), nprocs=2,
+             join=True)
+    for name in ("uncached", "e2crf", "network_off"):
+        for suffix in ("", "_trajectory"):
+            one = np.load(single / "samples" / f"{name}{suffix}.npy")
+            two = np.load(sharded / "samples" / f"{name}{suffix}.npy")
+            assert one.shape[1 if suffix else 0] == 5  # (snapshots, samples, N, M)
+            np.testing.assert_array_equal(one, two)  # bit-identical, not merely close
+
+    def quality(path):
+        lines = [json.loads(x) for x in (path / RESULTS_FILE).read_text().splitlines()]
+        return {r["policy"]: r for r in lines if r["kind"] in ("quality", "samples")}
+    one, two = quality(single), quality(sharded)
+    assert one.keys() == two.keys()
+    for name in one:  # same scores; cache stats combined over both ranks' batches
+        for field in ("quality", "cache"):
+            if field in one[name]:
+                got = two[name][field]
+                if field == "cache" and got:
+                    assert got.pop("batches") == 2 and one[name][field].pop("batches") == 1
+                    for key in ("decision_seconds",):  # wall time, never equal
+                        got.pop(key), one[name][field].pop(key)
+                assert got == one[name][field], name
+
+
+def test_shards_cover_every_sample_once() -> None:
+    for n, world in ((5, 2), (7, 3), (4, 4), (10, 1)):
+        blocks = [Dist(rank, world).shard(n) for rank in range(world)]
+        indices = [i for start, count in blocks for i in range(start, start + count)]
+        assert indices == list(range(n))
+    with pytest.raises(ConfigError, match="num_samples >= number of processes"):
+        Dist(0, 3).shard(2)
+
+
+def test_without_torchrun_everything_is_a_single_process(monkeypatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    job = init_from_env("cpu")
+    assert (job.rank, job.world_size, job.active, job.is_main) == (0, 1, False, True)
+    x = torch.arange(6.0).reshape(3, 2)
+    assert torch.equal(job.all_gather_shards(x), x) and job.broadcast(3) == 3
+    with pytest.raises(ConfigError, match="device"):
+        init_from_env("tpu")
