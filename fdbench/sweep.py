@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from fdbench.bench import BenchConfig, ResultStore, held_out_data
-from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
+from fdbench.cache import CacheConfig, CacheEngine, combine, make_policy, parse_policy
+from fdbench.cache.teacache_calibration import FILE_NAME as CALIBRATION_FILE
 from fdbench.checkpoint import load_checkpoint
 from fdbench.flops import forward_flops, matmul_total
 from fdbench.generate import generate
@@ -126,9 +127,10 @@ class Sweeper:
     """Runs points one at a time against one model, held-out set and noise seed."""
 
     def __init__(self, model: ScoreModel, config: BenchConfig, out_dir: Path,
-                 store: ResultStore, *, baseline: SweepPoint = BASELINE,
+                 store: ResultStore, *, checkpoint: Path, baseline: SweepPoint = BASELINE,
                  rebase_every: int = 6, progress: bool = True):
         self.model, self.config, self.out_dir, self.store = model, config, out_dir, store
+        self.checkpoint = Path(checkpoint)
         self.baseline = baseline
         self.rebase_every, self.progress = rebase_every, progress
         self.reference = held_out_data(model)
@@ -140,7 +142,7 @@ class Sweeper:
         """Samples, wall seconds and cache summary of one run of ``point``."""
         engine = None
         if point.policy is not None:
-            config = parse_policy(point.policy, self.model.n_steps)
+            config = self.with_calibration(parse_policy(point.policy, self.model.n_steps))
             engine = CacheEngine(self.model.network, make_policy(config))
         solver = point.solver_config()
         started = time.perf_counter()
@@ -156,6 +158,15 @@ class Sweeper:
             cache = combine(engine.history)
         cache["flops"] = cache["flop_ratio"] * evaluations * self.full_flops
         return samples, seconds, cache
+
+    def with_calibration(self, config: CacheConfig) -> CacheConfig:
+        """TeaCache without coefficients uses the checkpoint's calibration file when there
+        is one (``fdbench calibrate teacache``), as a TeaCache user would."""
+        path = self.checkpoint / CALIBRATION_FILE
+        if (config.policy == "teacache" and config.coefficients is None
+                and config.calibration is None and path.exists()):
+            return replace(config, calibration=str(path))
+        return config
 
     def time_baseline(self) -> float:
         samples, seconds, _ = self.sample(self.baseline)
@@ -250,7 +261,8 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
                 "threads": config.threads, "n_directions": config.n_directions,
                 "checkpoint": str(Path(checkpoint).resolve())}
     store = ResultStore(out_dir / SWEEP_FILE, settings)
-    sweeper = Sweeper(model, config, out_dir, store, baseline=baseline, progress=progress)
+    sweeper = Sweeper(model, config, out_dir, store, checkpoint=Path(checkpoint),
+                      baseline=baseline, progress=progress)
     _run_all(sweeper, points, progress, log)
     if composites:
         records = [r for r in store.records if r["kind"] == "sweep"]
