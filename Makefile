@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup run test
+.PHONY: setup run test bench-smoke
 setup: $(VENV)/.installed
 
 # torch is installed pinned and first: an unpinned resolve pulls a multi-GB CUDA build.
@@ -24,3 +24,8 @@ test: setup
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# asv smoke: every benchmark once against the working tree (asv exits 2 if one errors)
+bench-smoke: setup
+	$(BIN)/asv machine --yes >/dev/null
+	OMP_NUM_THREADS=1 $(BIN)/asv run --python=same --quick --show-stderr

@@ -93,7 +93,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            n_steps=args.steps, seed=args.seed, batch_size=args.batch_size)
     print(summary_table(results))
     print(f"({results['n_held_out']} held-out beats; {results['seconds']['total']:.0f} s) "
-          f"-> {Path(args.runs_dir) / args.name}/results.json, samples.png, samples.npy")
+          f"-> {Path(args.runs_dir) / args.name}/results.json, samples.png, samples.npy, "
+          f"report/index.html")
     return 0
 
 
@@ -128,9 +129,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     print(f"fdbench bench: {checkpoint}, device {job.device}, {job.world_size} process(es), "
           f"precision {config.precision}")
-    print(f"fdbench bench: {checkpoint}, T={config.n_steps}, threads={config.threads}, "
-          f"batches {list(config.batch_sizes)}, {config.rounds} interleaved rounds -> {args.out}")
+    if not args.sweep:
+        print(f"fdbench bench: T={config.n_steps}, threads={config.threads}, batches "
+              f"{list(config.batch_sizes)}, {config.rounds} interleaved rounds -> {args.out}")
     if args.sweep:
+        print(f"fdbench bench --sweep: baseline reverse EM T={args.steps}, "
+              f"{config.num_samples} samples per point in one batch, threads="
+              f"{config.threads} -> {args.out}")
         from fdbench.sweep import (
             BASELINE,
             CACHE_POINTS,

@@ -122,7 +122,8 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                  n_samples: int = 256, n_steps: int = 1000, seed: int = 0,
                  batch_size: int = 64, n_directions: int = 1000,
                  cache: CacheConfig | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the main job and return its results (also written to ``runs/<name>/``).
+    """Run the main job and return its results (also written to ``runs/<name>/``, with a
+    report in ``runs/<name>/report/``: index.md, figures, self-contained index.html).
     ``cache`` is the policy compared with uncached sampling (default: E²-CRF defaults)."""
     cache = cache if cache is not None else E2CRFConfig()
     if not name or "/" in name or name.startswith("."):
@@ -187,6 +188,10 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
     if final_dir.exists():
         shutil.rmtree(final_dir)
     work_dir.rename(final_dir)
+    from fdbench.report import render_report
+
+    render_report([final_dir], final_dir / "report",
+                  title=f"fdbench run {name!r}: uncached vs E²-CRF on the embedded ECG data")
     return results
 
 

@@ -72,6 +72,8 @@ def test_run_writes_results_and_figure(tmp_path, ecg_shaped_checkpoint) -> None:
     assert np.load(runs / "smoke" / "samples.npy").shape == (6, 187, 1)
     assert (runs / "smoke" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in runs.iterdir()] == ["smoke"]  # no partial directory left
+    html = (runs / "smoke" / "report" / "index.html").read_text()
+    assert "data:image/png;base64," in html          # the run ends by writing its report
 
 
 def test_finished_sample_batches_are_reused(tmp_path, ecg_shaped_checkpoint) -> None:

@@ -1,0 +1,369 @@
+"""The report's figures. Each function draws one PNG from :class:`ReportInputs` or raises
+:class:`Skip` naming the inputs it lacks; PNGs carry no metadata, so identical inputs
+give identical bytes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fdbench.report.inputs import ReportInputs  # noqa: E402
+from fdbench.report.tables import number, paired_mean, sw_ratio_of  # noqa: E402
+
+DPI = 100
+VERDICT_COLOURS = {"holds": "C2", "violated": "C3", "vacuous": "C7"}
+
+
+class Skip(Exception):
+    """A figure whose inputs are absent; the message says which."""
+
+
+def _style(i: int) -> tuple[Any, str]:
+    """Distinct colour and marker for series i (20 colours x 4 markers)."""
+    return plt.get_cmap("tab20")(i % 20), "osD^"[(i // 20) % 4]
+
+
+def _save(fig: Any, path: Path) -> None:
+    # no Software/Creation metadata: the PNG bytes depend on the pixels only
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+
+
+def localisation(inputs: ReportInputs, path: Path) -> str:
+    """delta(K) of the report's data sets (computed from the data at report time)."""
+    from fdbench.data import DATASETS, load_dataset
+    from fdbench.spectral import localisation_curve
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    drawn, missing = [], []
+    names = sorted(DATASETS) if "all" in inputs.datasets else inputs.datasets
+    for name in names:
+        try:
+            series = load_dataset(name).train
+        except Exception:  # noqa: BLE001 - an unavailable data set is named in the caption
+            missing.append(name)
+            continue
+        curve = localisation_curve(series).numpy()
+        k = np.arange(len(curve))
+        ax.semilogy(k / (len(curve) - 1), np.maximum(curve, 1e-12),
+                    label=f"{name} (N={series.shape[1]}, K max={len(curve) - 1})")
+        drawn.append(name)
+    if not drawn:
+        plt.close(fig)
+        raise Skip(f"none of the data sets {names} could be loaded")
+    ax.set_xlabel("low band K / (N//2)  (fraction of frequency bins kept)")
+    ax.set_ylabel("delta(K): energy fraction above K (log)")
+    ax.set_title("Spectral localisation delta(K) per dataset")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    _save(fig, path)
+    unloaded = f" Not loadable here: {', '.join(missing)}." if missing else ""
+    return ("Fraction of signal energy above the low band K (Lemma A.1's delta(K)), "
+            f"training split of: {', '.join(drawn)}.{unloaded}")
+
+
+def recompute_traces(inputs: ReportInputs, path: Path) -> str:
+    """Per-step recompute fraction and event intensity over the reverse process."""
+    traces = {p: t for p, t in sorted(inputs.traces.items()) if t.get("executed_fraction")}
+    if not traces:
+        raise Skip("no per-step cache traces (traces.json) in the inputs")
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, constrained_layout=True)
+    for i, (policy, trace) in enumerate(traces.items()):
+        colour = f"C{i % 10}"
+        steps = np.arange(len(trace["executed_fraction"]))
+        axes[0].plot(steps, trace["executed_fraction"], color=colour, linewidth=1,
+                     label=policy)
+        intensity = np.asarray(trace.get("event_intensity") or [], dtype=float)
+        if intensity.size and np.isfinite(intensity).any():
+            axes[1].plot(np.arange(intensity.size), intensity, color=colour, linewidth=1,
+                         label=policy)
+    axes[0].set_ylabel("recompute fraction\n(units computed / uncached)")
+    axes[0].set_ylim(-0.02, 1.05)
+    axes[0].set_title("Per-step recompute fraction and event intensity (reverse process)")
+    axes[0].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    axes[1].set_ylabel("event intensity r_i\n(relative change, log)")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("solver step (0 = noise, last = data)")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    if axes[1].lines:
+        axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    _save(fig, path)
+    return "Per step of one sampling batch: share of the network recomputed; event intensity."
+
+
+def _points(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """Speed/quality points: sweep records and bench policies (FLOP speedup, SW ratio,
+    paired error)."""
+    points = []
+    for r in inputs.sweep:
+        if r.get("kind") == "sweep" and number(r.get("flop_speedup")):
+            points.append({"label": str(r.get("policy", "?")), "group": "sweep",
+                           "speed": r["flop_speedup"], "sw": number(r.get("sw_ratio")),
+                           "paired": number(r.get("paired_mean"))})
+    uncached_sw = sw_ratio_of(inputs.bench)
+    for r in inputs.bench:
+        if r.get("kind") != "samples" or not number((r.get("cache") or {}).get("flop_speedup")):
+            continue
+        policy = r.get("policy")
+        points.append({"label": str(policy), "group": "bench",
+                       "speed": r["cache"]["flop_speedup"], "sw": uncached_sw.get(policy),
+                       "paired": paired_mean(inputs.bench, policy)})
+    return points
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated in (higher speed, lower error); the same rule as
+    ``fdbench.sweep.pareto_front``, kept here so the report imports no sampling code."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any(x2 >= x and y2 <= y and (x2, y2) != (x, y) for x2, y2 in points)]
+
+
+def pareto(inputs: ReportInputs, path: Path) -> str:
+    """FLOP speedup against SW ratio and paired error, with the Pareto front marked."""
+    points = _points(inputs)
+    if not points:
+        raise Skip("no sweep or bench records with a FLOP speedup")
+    policies = list(dict.fromkeys(p["label"] for p in points if p["group"] == "bench"))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    for ax, key, label in ((axes[0], "sw", "SW (time) / uncached SW"),
+                           (axes[1], "paired", "paired relative error to uncached")):
+        usable = [p for p in points if p[key] is not None]
+        sweep_points = [p for p in usable if p["group"] == "sweep"]
+        if sweep_points:
+            ax.scatter([p["speed"] for p in sweep_points], [p[key] for p in sweep_points],
+                       s=30, color="0.55", zorder=3, label="sweep point")
+        # one colour/marker per bench policy and a legend, not text labels: policies
+        # often sit on top of each other and labels would overlap
+        for i, name in enumerate(policies):
+            chosen = [p for p in usable if p["group"] == "bench" and p["label"] == name]
+            if chosen:
+                colour, marker = _style(i)
+                ax.scatter([p["speed"] for p in chosen], [p[key] for p in chosen], s=46,
+                           marker=marker, color=colour, zorder=4, label=name,
+                           edgecolors="k", linewidths=0.4)
+        front = sorted(pareto_front([(p["speed"], p[key]) for p in usable]),
+                       key=lambda i: usable[i]["speed"])
+        if front:
+            ax.plot([usable[i]["speed"] for i in front], [usable[i][key] for i in front],
+                    color="C3", linewidth=1.5, label="Pareto front", zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOP speedup vs uncached (x, log scale)")
+        ax.set_ylabel(f"{label} (lower is better)")
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
+    axes[0].axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    fig.suptitle("Speed vs quality: every cached configuration (front = not dominated)")
+    _save(fig, path)
+    return "FLOP speedup against quality; the red line joins the non-dominated points."
+
+
+def _claim_series_with(inputs: ReportInputs, word: str) -> list[dict[str, Any]]:
+    return [c for c in inputs.claims
+            if any(word in name for name in (c.get("series") or {}))]
+
+
+def paired_error(inputs: ReportInputs, path: Path) -> str:
+    """Paired error against steps since the last refresh with the claim's bound (from a
+    proofs_check claim whose series has a ``*since_refresh*`` axis), else the bench's
+    paired error along the reverse process."""
+    with_axis = _claim_series_with(inputs, "since_refresh")
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
+    if with_axis:
+        for claim in with_axis:
+            series = claim["series"]
+            x_name = next(n for n in sorted(series) if "since_refresh" in n)
+            for name in sorted(series):
+                if name == x_name or len(series[name]) != len(series[x_name]):
+                    continue
+                style = "--" if "bound" in name else "-"
+                ax.plot(series[x_name], series[name], style, marker=".",
+                        label=f"{claim.get('claim_id', '?')}: {name}")
+        ax.set_xlabel("steps since refresh")
+        ax.set_title("Paired error vs steps since refresh, bound dashed")
+        caption = "From proofs_check series; dashed lines are the claimed bounds."
+    else:
+        drawn = 0
+        for r in inputs.bench:
+            traj = (r.get("quality") or {}).get("trajectory_paired") if r.get(
+                "kind") == "quality" else None
+            if traj and traj.get("step") and traj.get("relative_error"):
+                colour, marker = _style(drawn)
+                ax.plot(traj["step"], traj["relative_error"], marker=marker, markersize=3,
+                        linewidth=1, color=colour, label=str(r.get("policy")))
+                drawn += 1
+        if not drawn:
+            plt.close(fig)
+            raise Skip("no paired-error series (proofs_check *since_refresh* series or bench "
+                       "trajectory_paired)")
+        ax.set_xlabel("solver step (reverse process)")
+        ax.set_title("Paired error to uncached along the reverse process")
+        caption = ("Bench trajectory error (same noise as uncached). No proofs_check series "
+                   "with a steps-since-refresh axis in the inputs, so no bound is overlaid.")
+    ax.set_yscale("log")
+    ax.set_ylabel("paired relative error (log)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(fontsize=8, loc="outside right center")
+    _save(fig, path)
+    return caption
+
+
+def claims_bounds(inputs: ReportInputs, path: Path) -> str:
+    """Measured quantity and bound per appendix claim (log scale), verdict coloured."""
+    rows = [c for c in inputs.claims
+            if number(c.get("measured")) is not None and number(c.get("bound")) is not None]
+    if not rows:
+        raise Skip("no proofs_check claims with a numeric measured value and bound")
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)), constrained_layout=True)
+    y = np.arange(len(rows))[::-1]
+    positive = [abs(number(c[k])) for c in rows for k in ("measured", "bound")
+                if abs(number(c[k])) > 0]
+    log = bool(positive) and max(positive) / min(positive) > 20
+    floor = min(positive) / 10 if log else 0.0   # where an exact zero is drawn on a log axis
+    for yi, claim in zip(y, rows, strict=True):
+        colour = VERDICT_COLOURS.get(claim.get("verdict"), "k")
+        measured, bound = abs(number(claim["measured"])), abs(number(claim["bound"]))
+        shown = max(measured, floor)
+        ax.plot([shown, bound], [yi, yi], color="0.7", linewidth=1, zorder=1)
+        ax.scatter([shown], [yi], color=colour, s=40, zorder=3,
+                   marker="<" if measured < shown else "o")
+        ax.scatter([bound], [yi], marker="|", color="k", s=200, zorder=2)
+    ax.set_yticks(y, [f"{c.get('claim_id', '?')} ({c.get('verdict', '?')})" for c in rows])
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("value in the claim's own units (dot: measured, bar: bound)")
+    ax.set_title("Appendix claims: measured quantity vs bound (dot colour = verdict)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    _save(fig, path)
+    return ("Green: holds, red: violated, grey: vacuous; a left-pointing triangle is a "
+            "measured value of exactly 0 drawn at the axis floor.")
+
+
+def claims_series(inputs: ReportInputs, path: Path) -> str:
+    """One panel per claim with curves (``series``), bounds dashed."""
+    claims = [c for c in inputs.claims if c.get("series")]
+    if not claims:
+        raise Skip("no proofs_check claims with series")
+    cols = min(3, len(claims))
+    rows = math.ceil(len(claims) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.3 * rows), squeeze=False,
+                             constrained_layout=True)
+    for ax, claim in zip(axes.flat, claims, strict=False):
+        series = {name: np.asarray([number(v) if number(v) is not None else np.nan
+                                    for v in values], dtype=float)
+                  for name, values in sorted(claim["series"].items())}
+        x_name = _x_axis(series)
+        curves = {n: v for n, v in series.items() if n != x_name}
+        for name, values in curves.items():
+            x = series[x_name] if x_name and len(series[x_name]) == len(values) else None
+            ax.plot(*((x, values) if x is not None else (values,)),
+                    "--" if "bound" in name else "-", linewidth=1, label=name,
+                    marker="." if len(values) <= 12 else None)
+        finite = np.concatenate([v[np.isfinite(v)] for v in curves.values()] or [np.zeros(0)])
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+            ax.set_yscale("log")
+        if x_name and series[x_name].min() > 0 and series[x_name].max() / series[
+                x_name].min() > 100:
+            ax.set_xscale("log")
+        many = len(curves) > MAX_LEGEND  # a legend that long would cover the other panels
+        ax.set_title(f"{claim.get('claim_id', '?')}: {claim.get('verdict', '?')}"
+                     + (f" ({len(curves)} curves, legend omitted)" if many else ""), fontsize=9)
+        ax.set_xlabel(x_name or "index along the claim's sweep")
+        ax.set_ylabel("value (claim units)")
+        ax.grid(True, alpha=0.3)
+        if not many:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(claims):]:
+        ax.set_visible(False)
+    fig.suptitle("Appendix claims: measured curves (bounds dashed)")
+    _save(fig, path)
+    return "Curves each claim check recorded; x is the check's own sweep index."
+
+
+MAX_LEGEND = 8
+X_NAMES = ("N", "L", "K", "n", "step", "steps", "t")
+
+
+def _x_axis(series: dict[str, np.ndarray]) -> str | None:
+    """The series that is the sweep's x axis: a conventional name (N, L, K, step, *_N) or
+    else the first strictly increasing integer series; None when there is none."""
+    def increasing(v: np.ndarray) -> bool:
+        return v.size > 1 and bool(np.all(np.diff(v) > 0))
+    for name, values in series.items():
+        if (name in X_NAMES or name.endswith("_N")) and increasing(values):
+            return name
+    for name, values in series.items():
+        if increasing(values) and np.all(values == np.round(values)) and len(series) > 1:
+            return name
+    return None
+
+
+def samples(inputs: ReportInputs, path: Path) -> str:
+    """Held-out vs generated (uncached and cached) series and their spectral densities,
+    from the first run directory that has samples."""
+    import torch
+
+    from fdbench.data import load_dataset
+    from fdbench.spectral import bin_energy
+
+    run = next((r for r in inputs.runs if (Path(r["dir"]) / "samples.npy").is_file()), None)
+    if run is None:
+        raise Skip("no run directory with samples.npy")
+    meta = run.get("checkpoint_meta") or {}
+    try:
+        real = load_dataset(str(meta.get("data", "ecg")),
+                            seed=int(meta.get("data_seed", 0))).test
+    except Exception as err:  # noqa: BLE001 - the figure is skipped with the reason
+        raise Skip(f"held-out data {meta.get('data')!r} unavailable: {err}") from None
+    sets = [("held-out (real)", real, "C0")]
+    for name, label, colour in (("samples.npy", "generated, uncached", "C1"),
+                                ("samples_cached.npy", "generated, cached", "C2")):
+        file = Path(run["dir"]) / name
+        if file.is_file():
+            sets.append((label, torch.from_numpy(np.load(file)), colour))
+    low = min(float(s[..., 0].min()) for _, s, _ in sets)
+    high = max(float(s[..., 0].max()) for _, s, _ in sets)
+    margin = 0.05 * (high - low or 1.0)
+    fig, axes = plt.subplots(1, len(sets) + 1, figsize=(4 * (len(sets) + 1), 3.8),
+                             constrained_layout=True)
+    for ax, (label, series, colour) in zip(axes, sets, strict=False):
+        shown = series[:16, :, 0].T.numpy()
+        ax.plot(shown, color=colour, alpha=0.4, linewidth=0.8)
+        ax.set_title(f"{label}\n{shown.shape[1]} of {series.shape[0]}", fontsize=10)
+        ax.set_xlabel("time step")
+        ax.set_ylabel("value (channel 0, data units)")
+        ax.set_ylim(low - margin, high + margin)
+    for label, series, colour in sets:
+        energy = bin_energy(series.to(torch.float64)).mean(0).numpy()
+        axes[-1].semilogy(energy, color=colour, label=label, linewidth=1)
+    axes[-1].set_title("mean energy per frequency bin", fontsize=10)
+    axes[-1].set_xlabel("frequency bin k")
+    axes[-1].set_ylabel("|c_k|^2 (log scale)")
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(f"Real vs generated samples ({_label_run(run)})")
+    _save(fig, path)
+    return "First 16 series of each set; right: spectral density (mean |c_k|^2) of each set."
+
+
+def _label_run(run: dict[str, Any]) -> str:
+    settings = run.get("settings") or {}
+    return f"{settings.get('n_steps', '?')}-step sampler, seed {settings.get('seed', '?')}"
+
+
+FIGURES = (
+    ("localisation.png", "Spectral localisation", localisation),
+    ("recompute.png", "Recompute fraction and event intensity", recompute_traces),
+    ("pareto.png", "Speed vs quality", pareto),
+    ("paired_error.png", "Paired error and bound", paired_error),
+    ("claims_bounds.png", "Claims: measured vs bound", claims_bounds),
+    ("claims_series.png", "Claims: curves", claims_series),
+    ("samples.png", "Real vs generated samples", samples),
+)

@@ -1,0 +1,181 @@
+"""The report's tables as (header, rows) of strings; a missing field shows as "n/a"."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from fdbench.report.inputs import ReportInputs
+
+Table = tuple[list[str], list[list[str]]]
+UNCACHED = "uncached"
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None (missing, non-numeric, "inf"/"nan" strings, bools)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def fmt(value: Any, spec: str = ".3g", suffix: str = "") -> str:
+    x = number(value)
+    return "n/a" if x is None else f"{x:{spec}}{suffix}"
+
+
+def pm(stat: Any, key: str = "value") -> str:
+    """``value +- se`` of a summary dict (``mean`` accepted for ``value``)."""
+    if not isinstance(stat, dict):
+        return "n/a"
+    value = stat.get(key, stat.get("mean"))
+    se = stat.get("se")
+    return f"{fmt(value, '.4f')} +- {fmt(se, '.4f')}" if se is not None else fmt(value, ".4f")
+
+
+def _quality(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r.get("policy"): r.get("quality") or {} for r in records if r.get("kind") == "quality"}
+
+
+def paired_mean(records: list[dict[str, Any]], policy: Any) -> float | None:
+    paired = _quality(records).get(policy, {}).get("paired") or {}
+    return number(paired.get("mean"))
+
+
+def sw_ratio_of(records: list[dict[str, Any]]) -> dict[Any, float | None]:
+    """policy -> SW (time) / uncached SW (time), from bench quality records."""
+    quality = _quality(records)
+    base = number((quality.get(UNCACHED, {}).get("sw_time") or {}).get("value"))
+    out = {}
+    for policy, q in quality.items():
+        value = number((q.get("sw_time") or {}).get("value"))
+        out[policy] = value / base if value is not None and base else None
+    return out
+
+
+def speed_table(inputs: ReportInputs) -> Table:
+    """Bench timing: wall speedup (IQR), FLOP speedup and ratio, efficiency, recompute."""
+    header = ["policy", "batch", "wall speedup (IQR)", "FLOP speedup", "FLOP ratio",
+              "wall/FLOP efficiency", "recompute fraction", "cache MiB"]
+    rows = []
+    for r in inputs.bench:
+        if r.get("kind") != "timing":
+            continue
+        ratio = r.get("time_ratio") or {}
+        q25, q75 = number(ratio.get("q25")), number(ratio.get("q75"))
+        iqr = f" ({1 / q75:.2f}-{1 / q25:.2f})" if q25 and q75 else ""
+        cache = r.get("cache") or {}
+        mib = number(cache.get("cache_bytes"))
+        rows.append([str(r.get("policy")), str(r.get("batch", "-")),
+                     fmt(r.get("wall_speedup"), ".2f", "x") + iqr,
+                     fmt(r.get("flop_speedup"), ".2f", "x"), fmt(cache.get("flop_ratio"), ".3f"),
+                     fmt(r.get("efficiency"), ".2f"), fmt(cache.get("recompute_fraction"), ".3f"),
+                     "n/a" if mib is None else f"{mib / 2**20:.2f}"])
+    for r in inputs.runs:  # the main job's interleaved-per-batch comparison
+        c = r.get("cache_comparison") or {}
+        if c:
+            policy = (c.get("policy") or {}).get("policy", "cached")
+            flops = number(c.get("flop_speedup"))
+            wall = number(c.get("wall_speedup"))
+            mib = number(c.get("cache_bytes"))
+            rows.append([f"{policy} (fdbench run)", str((r.get("settings") or {}).get(
+                "batch_size", "-")), fmt(wall, ".2f", "x"), fmt(flops, ".2f", "x"),
+                fmt(1 / flops if flops else None, ".3f"),
+                fmt(wall / flops if wall and flops else None, ".2f"),
+                fmt(c.get("recompute_fraction"), ".3f"),
+                "n/a" if mib is None else f"{mib / 2**20:.2f}"])
+    return header, rows
+
+
+def quality_table(inputs: ReportInputs) -> Table:
+    """SW (time, frequency) +- SE, ratio to uncached and paired error per policy."""
+    header = ["policy", "SW time +- SE", "SW time / uncached", "SW freq +- SE",
+              "paired error +- SE", "spectral density error"]
+    ratios = sw_ratio_of(inputs.bench)
+    rows = []
+    for r in inputs.bench:
+        if r.get("kind") != "quality":
+            continue
+        q = r.get("quality") or {}
+        rows.append([str(r.get("policy")), pm(q.get("sw_time")), fmt(ratios.get(r.get("policy")),
+                     ".3f"), pm(q.get("sw_freq")), pm(q.get("paired"), "mean"),
+                     fmt(q.get("spectral_density_error"), ".4f")])
+    for r in inputs.runs:
+        metrics = r.get("metrics") or {}
+        paired = (r.get("cache_comparison") or {}).get("paired_error")
+        for key in sorted(metrics):
+            m = metrics[key] or {}
+            rows.append([f"{key} (fdbench run)", pm(m.get("sw_time"), "mean"), "n/a",
+                         pm(m.get("sw_freq"), "mean"),
+                         pm(paired, "mean") if key == "cached" else "n/a", "n/a"])
+    return header, rows
+
+
+def sweep_table(inputs: ReportInputs) -> Table:
+    """Every sweep record: the fields present in any record (fixed order first)."""
+    records = [r for r in inputs.sweep if r.get("kind") == "sweep"]
+    preferred = ["policy", "method", "solver", "n_steps", "K", "tau_0", "R", "flop_speedup",
+                 "wall_speedup", "recompute_fraction", "sw_ratio", "paired_mean"]
+    scalar = {k for r in records for k, v in r.items()
+              if k not in ("kind", "settings") and not isinstance(v, dict | list)}
+    header = [k for k in preferred if k in scalar] + sorted(scalar - set(preferred))
+    rows = [[fmt(r[k], ".4g") if number(r.get(k)) is not None else str(r.get(k, "n/a"))
+             for k in header] for r in records]
+    return header, rows
+
+
+def claims_table(inputs: ReportInputs) -> Table:
+    header = ["id", "claim", "verdict", "measured", "bound", "tightness", "tolerance", "note"]
+    rows = [[str(c.get("claim_id", "?")), str(c.get("statement", "")),
+             f"**{c.get('verdict', '?')}**", fmt(c.get("measured")), fmt(c.get("bound")),
+             fmt(c.get("tightness")), str(c.get("tolerance", "")), str(c.get("note", ""))]
+            for c in inputs.claims]
+    return header, rows
+
+
+def repo_commit() -> str:
+    """``git rev-parse HEAD`` of the checkout holding this package, or "unknown"."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def header_table(inputs: ReportInputs) -> Table:
+    """Per source: machine, threads, versions and seeds as recorded in the input files."""
+    header = ["source", "kind", "machine", "threads", "versions", "seed(s)"]
+    rows = []
+    settings = [r.get("settings") or {} for r in inputs.bench[:1] + inputs.sweep[:1]]
+    bench_s = settings[0] if inputs.bench else {}
+    sweep_s = settings[-1] if inputs.sweep else {}
+    proofs = iter(inputs.proofs)
+    runs = iter(inputs.runs)
+    for kind, label in inputs.sources:
+        if kind == "bench":
+            row = [bench_s.get("machine"), bench_s.get("threads"),
+                   f"fdbench {bench_s.get('fdbench', '?')}, torch {bench_s.get('torch', '?')}",
+                   bench_s.get("seed")]
+        elif kind == "sweep":
+            row = ["n/a", "n/a", "n/a", sweep_s.get("seed")]
+        elif kind == "proofs_check":
+            p = next(proofs, {})
+            row = [p.get("machine"), p.get("threads"),
+                   f"python {p.get('python', '?')}, torch {p.get('torch', '?')}", p.get("seed")]
+        elif kind == "run":
+            r = next(runs, {})
+            row = [r.get("machine"), r.get("threads"),
+                   f"fdbench {r.get('fdbench_version', '?')}, torch "
+                   f"{r.get('torch_version', '?')}, python {r.get('python', '?')}",
+                   (r.get("settings") or {}).get("seed")]
+        else:
+            row = ["n/a"] * 4
+        rows.append([label, kind, *("n/a" if v is None else str(v) for v in row)])
+    return header, rows

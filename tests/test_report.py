@@ -1,0 +1,131 @@
+"""``fdbench report`` on small fixture results (made by tests/fixtures/report/make_fixtures.py
+from the real bench / sweep / proofs_check / run code on a tiny random model)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from fdbench.cli import main
+from fdbench.errors import InputError
+from fdbench.report import render_report
+from fdbench.report.figures import FIGURES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "report"
+SOURCES = [FIXTURES / name for name in ("bench", "sweep", "proofs", "run")]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    out = tmp_path_factory.mktemp("report") / "fixture"
+    started = time.perf_counter()
+    render_report(SOURCES, out)
+    return out, time.perf_counter() - started
+
+
+def test_renders_every_figure_fast(report: tuple[Path, float]) -> None:
+    out, seconds = report
+    assert seconds < 30
+    for file, _, _ in FIGURES:
+        assert (out / file).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", file
+    markdown = (out / "index.md").read_text()
+    assert "not drawn" not in markdown
+    for file, _, _ in FIGURES:
+        assert f"]({file})" in markdown
+
+
+def test_html_embeds_every_figure(report: tuple[Path, float]) -> None:
+    out, _ = report
+    html = (out / "index.html").read_text()
+    for file, _, _ in FIGURES:
+        encoded = base64.b64encode((out / file).read_bytes()).decode("ascii")
+        assert f"data:image/png;base64,{encoded}" in html, file
+    assert "<img" in html and 'src="' + FIXTURES.name not in html  # nothing linked
+
+
+def test_tables_show_the_fixture_numbers(report: tuple[Path, float]) -> None:
+    out, _ = report
+    markdown = (out / "index.md").read_text()
+    timing = [json.loads(line) for line in (FIXTURES / "bench" / "results.jsonl").open()
+              if '"timing"' in line]
+    for record in timing:
+        assert f"| {record['policy']} | {record['batch']} | {record['wall_speedup']:.2f}x" \
+            in markdown
+    claims = json.loads((FIXTURES / "proofs" / "proofs_check.json").read_text())["claims"]
+    for claim in claims:
+        assert f"| {claim['claim_id']} |" in markdown and f"**{claim['verdict']}**" in markdown
+
+
+def test_identical_input_gives_identical_bytes(report: tuple[Path, float],
+                                               tmp_path: Path) -> None:
+    first, _ = report
+    second = render_report(SOURCES, tmp_path / "again")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_missing_inputs_skip_figures_with_a_note(tmp_path: Path) -> None:
+    out = render_report([FIXTURES / "sweep"], tmp_path / "sweep-only")
+    markdown = (out / "index.md").read_text()
+    assert (out / "pareto.png").exists() and not (out / "samples.png").exists()
+    assert "Figure samples.png not drawn: no run directory with samples.npy" in markdown
+
+
+def test_rerender_replaces_the_report_atomically(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    render_report([FIXTURES / "sweep"], out)
+    (out / "stale.txt").write_text("old")
+    render_report([FIXTURES / "sweep"], out)
+    assert not (out / "stale.txt").exists() and (out / "pareto.png").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no partial or backup left
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "absent", "no such result directory"),
+    (lambda d: d, "no result files there"),
+    (lambda d: _write(d / "results.json", "{not json"), "not valid JSON"),
+    (lambda d: _write(d / "results.jsonl", '{"kind": "timing"}\n[1,'), "line 2"),
+    (lambda d: _write(d / "x.json", '{"kind": "bench"}'), "not a proofs_check result"),
+])
+def test_bad_input_is_one_clear_error(tmp_path: Path, make, message: str) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    with pytest.raises(InputError, match=message):
+        render_report([make(source)], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path.parent if path.name != "x.json" else path
+
+
+def test_cli_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(FIXTURES / "sweep", tmp_path / "sweep")
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").is_file()
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "rep2")]) == 2
+    assert "no such result directory" in capsys.readouterr().err
+
+
+def test_missing_and_extra_fields_render(tmp_path: Path) -> None:
+    source = tmp_path / "peer"
+    source.mkdir()
+    _write(source / "results.jsonl", json.dumps({"kind": "timing", "policy": "fora",
+                                                 "batch": 4, "wall_speedup": 1.5}) + "\n")
+    _write(source / "sweep.jsonl", json.dumps(
+        {"kind": "sweep", "policy": "toca:ratio=0.5", "method": "toca", "solver": "ddim",
+         "n_steps": 50, "flop_speedup": 2.0, "wall_speedup": 1.4, "sw": 0.03,
+         "sw_ratio": 1.01, "paired_mean": 0.02, "new_nested": {"x": 1}}) + "\n")
+    out = render_report([source], tmp_path / "out")
+    markdown = (out / "index.md").read_text()
+    assert "| fora | 4 | 1.50x | n/a | n/a | n/a | n/a | n/a |" in markdown
+    assert "| policy | method | solver | n_steps | flop_speedup | wall_speedup |" in markdown
+    assert (out / "pareto.png").exists()
