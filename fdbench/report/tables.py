@@ -117,8 +117,11 @@ def quality_table(inputs: ReportInputs) -> Table:
 
 
 def sweep_table(inputs: ReportInputs) -> Table:
-    """Every sweep record: the fields present in any record (fixed order first)."""
+    """Every sweep record: the solver x cache sweep's fixed columns, or (older E²-CRF grid
+    sweeps) the fields present in any record, fixed order first."""
     records = [r for r in inputs.sweep if r.get("kind") == "sweep"]
+    if records and all("family" in r for r in records):
+        return _solver_cache_sweep_table(records)
     preferred = ["policy", "method", "solver", "n_steps", "K", "tau_0", "R", "flop_speedup",
                  "wall_speedup", "recompute_fraction", "sw_ratio", "paired_mean"]
     scalar = {k for r in records for k, v in r.items()
@@ -126,6 +129,24 @@ def sweep_table(inputs: ReportInputs) -> Table:
     header = [k for k in preferred if k in scalar] + sorted(scalar - set(preferred))
     rows = [[fmt(r[k], ".4g") if number(r.get(k)) is not None else str(r.get(k, "n/a"))
              for k in header] for r in records]
+    return header, rows
+
+
+def _solver_cache_sweep_table(records: list[dict[str, Any]]) -> Table:
+    header = ["point", "family", "NFE", "wall speedup", "FLOP speedup", "wall/FLOP",
+              "SW time +- SE", "SW freq +- SE", "marginal W time", "paired error"]
+    order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3}
+    rows = []
+    for r in sorted(records, key=lambda r: (order.get(r["family"], 9), r.get("solver", ""),
+                                            r.get("n_steps", 0), str(r.get("policy")))):
+        sw_t, sw_f = r.get("sw_time") or {}, r.get("sw_freq") or {}
+        rows.append([str(r.get("policy", "?")), str(r["family"]), fmt(r.get("evaluations")),
+                     fmt(r.get("wall_speedup"), ".3g", "x"), fmt(r.get("flop_speedup"), ".3g", "x"),
+                     fmt(r.get("wall_over_flop"), ".2f"),
+                     f"{fmt(sw_t.get('value'), '.4f')} +- {fmt(sw_t.get('se'), '.4f')}",
+                     f"{fmt(sw_f.get('value'), '.4f')} +- {fmt(sw_f.get('se'), '.4f')}",
+                     fmt((r.get("marginal_w_time") or {}).get("value"), ".4f"),
+                     fmt((r.get("paired") or {}).get("mean"), ".4f")])
     return header, rows
 
 
