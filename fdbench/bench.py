@@ -211,10 +211,14 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
 TRAJECTORY_POINTS = 10  # reverse-process snapshots kept for the paired trajectory error
 
 
+def file_stem(spec: str) -> str:
+    """A policy spec as a file name (``:``, ``/``, ``,`` ... become ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in spec)
+
+
 def _samples_path(samples_dir: Path, spec: str, precision: str, config: BenchConfig) -> Path:
     suffix = "_fp32" if precision != config.precision else ""
-    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in spec)
-    return samples_dir / f"{safe}{suffix}.npy"
+    return samples_dir / f"{file_stem(spec)}{suffix}.npy"
 
 
 def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_dir: Path,
@@ -259,7 +263,7 @@ def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_di
 def _trajectory_error(samples_dir: Path, spec: str, config: BenchConfig) -> dict[str, list]:
     """Paired relative error to the uncached trajectory (same noise) at the snapshots."""
     def load(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.load(samples_dir / f"{name.replace(':', '_')}_trajectory.npy"))
+        return torch.from_numpy(np.load(samples_dir / f"{file_stem(name)}_trajectory.npy"))
 
     every = max(1, config.n_steps // TRAJECTORY_POINTS)
     errors = trajectory_relative_error(load(spec), load(UNCACHED))

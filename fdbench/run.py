@@ -39,6 +39,9 @@ from fdbench.sde import VPSDE
 from fdbench.train import TrainConfig, train
 
 DEFAULT_CHECKPOINT = "ecg-bins-small"
+# per-step statistics of the first cached batch kept for the report (event intensity is
+# E²-CRF's; other policies leave it null)
+TRACE_KEYS = ("executed_fraction", "event_intensity")
 # The recipe of the shipped checkpoint; `fdbench run --retrain` reruns exactly this.
 DEFAULT_RECIPE: dict[str, Any] = {
     "data": "ecg", "data_seed": 0, "preset": "small", "layout": "bins", "sde": "vp",
@@ -87,6 +90,10 @@ def _shard(model, shard_dir: Path, start: int, count: int, *, n_steps: int, seed
                      first_index=start, progress=progress, engine=engine)
     info = {"seconds": time.perf_counter() - began,
             "cache": combine(engine.history) if engine is not None else None}
+    if engine is not None:  # per-step statistics of the batch, for the report's figure
+        stats = engine.history[-1]
+        info["trace"] = {key: [None if v != v else v for v in stats.trace(key)]
+                         for key in TRACE_KEYS}
     atomic_save_npy(shard, batch.numpy())
     atomic_write_json(info_path, info)
     return batch, info
@@ -98,7 +105,7 @@ def _compare_uncached_and_cached(model, shard_dir: Path, cache: CacheConfig, *,
     """Uncached and cached batches interleaved (U C U C ...), same noise: samples of both
     and the per-batch wall ratios (the timing protocol at batch granularity)."""
     samples: dict[str, list[torch.Tensor]] = {"uncached": [], "cached": []}
-    ratios, caches = [], []
+    ratios, caches, traces = [], [], {}
     for start in range(0, n_samples, batch_size):
         count = min(batch_size, n_samples - start)
         plain, plain_info = _shard(model, shard_dir, start, count, n_steps=n_steps, seed=seed,
@@ -109,12 +116,14 @@ def _compare_uncached_and_cached(model, shard_dir: Path, cache: CacheConfig, *,
         samples["cached"].append(cached)
         ratios.append(cached_info["seconds"] / plain_info["seconds"])
         caches.append(cached_info["cache"])
+        traces.setdefault(cache.policy, cached_info.get("trace"))
     flops = statistics.mean(c["flop_ratio"] for c in caches)
     return {"uncached": torch.cat(samples["uncached"]), "cached": torch.cat(samples["cached"]),
             "time_ratios": ratios, "wall_speedup": 1.0 / statistics.median(ratios),
             "flop_speedup": 1.0 / flops,
             "recompute_fraction": sum(c["recompute_fraction"] for c in caches) / len(caches),
-            "cache_bytes": max(c["cache_bytes"] for c in caches)}
+            "cache_bytes": max(c["cache_bytes"] for c in caches),
+            "traces": {policy: trace for policy, trace in traces.items() if trace}}
 
 
 def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
@@ -153,6 +162,7 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                                               n_steps=n_steps, seed=seed,
                                               batch_size=batch_size, progress=progress)
     samples, cached = comparison.pop("uncached"), comparison.pop("cached")
+    traces = comparison.pop("traces")
     sampled_at = time.perf_counter()
 
     held_out, train_set = data.test, data.train
@@ -183,6 +193,7 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
                            title=f"ECG beats: held-out vs generated ({n_steps}-step EM)")
     results["seconds"]["total"] = time.perf_counter() - started
     atomic_write_json(work_dir / "results.json", results)
+    atomic_write_json(work_dir / "traces.json", traces)   # first batch, per step
     shutil.rmtree(shard_dir)
     # swap the finished directory into place: runs/<name> is complete or absent
     if final_dir.exists():

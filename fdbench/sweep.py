@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from fdbench.bench import BenchConfig, ResultStore, held_out_data
+from fdbench.bench import BenchConfig, ResultStore, file_stem, held_out_data
 from fdbench.cache import CacheConfig, CacheEngine, combine, make_policy, parse_policy
 from fdbench.cache.teacache_calibration import FILE_NAME as CALIBRATION_FILE
 from fdbench.checkpoint import load_checkpoint
@@ -176,11 +176,11 @@ class Sweeper:
         return seconds
 
     def save(self, point: SweepPoint, samples: torch.Tensor) -> None:
-        atomic_save_npy(self.out_dir / "samples" / f"{_file_name(point.label)}.npy",
+        atomic_save_npy(self.out_dir / "samples" / f"{file_stem(point.label)}.npy",
                         samples.numpy())
 
     def reference_samples(self, point: SweepPoint) -> torch.Tensor | None:
-        path = self.out_dir / "samples" / f"{_file_name(point.label)}.npy"
+        path = self.out_dir / "samples" / f"{file_stem(point.label)}.npy"
         if path.exists():
             import numpy as np
 
@@ -235,10 +235,6 @@ class Sweeper:
         record["wall_over_flop"] = record["wall_speedup"] / record["flop_speedup"]
         self.store.add(record)
         return record
-
-
-def _file_name(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
 
 
 def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,

@@ -74,6 +74,8 @@ def test_run_writes_results_and_figure(tmp_path, ecg_shaped_checkpoint) -> None:
     assert [p.name for p in runs.iterdir()] == ["smoke"]  # no partial directory left
     html = (runs / "smoke" / "report" / "index.html").read_text()
     assert "data:image/png;base64," in html          # the run ends by writing its report
+    traces = json.loads((runs / "smoke" / "traces.json").read_text())
+    assert len(traces["e2crf"]["executed_fraction"]) == 3   # one value per solver step
 
 
 def test_finished_sample_batches_are_reused(tmp_path, ecg_shaped_checkpoint) -> None:
