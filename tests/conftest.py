@@ -36,3 +36,18 @@ def make_score_model(split: SeriesSplit, layout: str = "bins", seed: int = 0) ->
 @pytest.fixture()
 def tiny_model(tiny_split: SeriesSplit) -> ScoreModel:
     return make_score_model(tiny_split)
+
+
+@pytest.fixture(scope="session")
+def sines_checkpoint(tmp_path_factory):
+    """A saved untrained tiny bins-layout model of the ``sines`` data (preconditioned, so
+    sampling stays finite): for bench, sweep and sharding tests."""
+    from fdbench.checkpoint import save_checkpoint
+    from fdbench.data import load_dataset
+
+    data = load_dataset("sines")
+    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
+                                     parametrisation="preconditioned")
+    model = ScoreModel(build_model(config).eval(), VPSDE(),
+                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)

@@ -5,24 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fdbench.bench import RESULTS_FILE, BenchConfig, format_table, run_bench
-from fdbench.checkpoint import save_checkpoint
-from fdbench.data import load_dataset
-from fdbench.data.standardise import Standardiser
 from fdbench.errors import ConfigError
-from fdbench.model import ModelConfig, build_model
-from fdbench.pipeline import ScoreModel, to_domain
-from fdbench.sde import VPSDE
-
-
-@pytest.fixture(scope="module")
-def sines_checkpoint(tmp_path_factory):
-    data = load_dataset("sines")
-    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
-                                     parametrisation="preconditioned")
-    model = ScoreModel(build_model(config).eval(), VPSDE(),
-                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
-
 
 SMALL = dict(policies=("e2crf", "fixed"), batch_sizes=(1, 3), n_steps=6, num_samples=4,
              rounds=2, warmup_steps=2, n_directions=20, n_boot=5)

@@ -13,14 +13,8 @@ import torch
 import torch.multiprocessing as mp
 
 from fdbench.bench import RESULTS_FILE, BenchConfig, run_bench
-from fdbench.checkpoint import save_checkpoint
-from fdbench.data import load_dataset
-from fdbench.data.standardise import Standardiser
 from fdbench.distributed import Dist, init_from_env, shutdown
 from fdbench.errors import ConfigError
-from fdbench.model import ModelConfig, build_model
-from fdbench.pipeline import ScoreModel, to_domain
-from fdbench.sde import VPSDE
 
 # 5 samples over 2 ranks: shards of 3 and 2, so the gather handles unequal sizes
 CONFIG = dict(policies=("e2crf",), batch_sizes=(2,), n_steps=6, num_samples=5,
@@ -50,13 +44,8 @@ def _worker(rank: int, world_size: int, port: int, checkpoint: str, out: str) ->
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    data = load_dataset("sines")
-    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
-                                     parametrisation="preconditioned")
-    model = ScoreModel(build_model(config).eval(), VPSDE(),
-                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
+def checkpoint(sines_checkpoint):
+    return sines_checkpoint
 
 
 def test_two_processes_give_the_samples_of_one(checkpoint, tmp_path) -> None:

@@ -7,27 +7,11 @@ import json
 import pytest
 
 from fdbench.bench import BenchConfig
-from fdbench.checkpoint import save_checkpoint
-from fdbench.data import load_dataset
-from fdbench.data.standardise import Standardiser
 from fdbench.errors import ConfigError
-from fdbench.model import ModelConfig, build_model
-from fdbench.pipeline import ScoreModel, to_domain
-from fdbench.sde import VPSDE
 from fdbench.sweep import SWEEP_FILE, SweepPoint, best_solver, pareto_front, run_sweep
 
 BASE = SweepPoint("baseline", "em", "uniform", 8)
 SMALL = BenchConfig(num_samples=3, n_directions=20, n_boot=5, threads=1)
-
-
-@pytest.fixture(scope="module")
-def sines_checkpoint(tmp_path_factory):
-    data = load_dataset("sines")
-    config = ModelConfig.from_preset("tiny", data.n_steps, data.n_channels, layout="bins",
-                                     parametrisation="preconditioned")
-    model = ScoreModel(build_model(config).eval(), VPSDE(),
-                       Standardiser.fit(to_domain(data.train, True)), {"data": "sines"})
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model)
 
 
 def _points() -> list[SweepPoint]:
