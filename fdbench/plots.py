@@ -56,41 +56,81 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-FAMILY_STYLE = {"baseline": ("black", "*"), "solver": ("tab:blue", "o"),
-                "cache": ("tab:orange", "s"), "cache+solver": ("tab:green", "D")}
+FAMILY_MARKERS = {"baseline": "*", "solver": "o", "cache": "s", "cache+solver": "D"}
+
+
+def _series_of(record: dict) -> str:
+    """Legend entry of a sweep point: the solver for uncached points, the cache method
+    (and, on top of a fast solver, that solver) otherwise."""
+    if record["family"] in ("baseline", "solver"):
+        return f"{record['solver']} ({record['grid']})"
+    method = record.get("method") or str(record.get("cache", "?")).partition(":")[0]
+    return method if record["family"] == "cache" else f"{method} on {record['solver']}"
+
+
+def _colour_key(record: dict) -> str:
+    if record["family"] in ("baseline", "solver"):
+        return record["solver"]
+    return record.get("method") or str(record.get("cache", "?")).partition(":")[0]
 
 
 def plot_pareto(records: list[dict], path: str | os.PathLike, *,
-                sw_tolerance: float = 0.05) -> Path:
-    """Wall-clock speedup over 1000-step EM (log x) against SW (time domain) +- SE, one
-    colour per family (solver alone, cache on EM, cache on the best solver), the
-    non-dominated front joined and labelled."""
+                sw_tolerance: float = 0.05, clip_factor: float = 1.5) -> Path:
+    """Wall-clock speedup over the baseline (log x) against SW (time domain) +- SE; marker
+    = family (solver alone, cache on the baseline sampler, cache on the best solver),
+    colour = solver or method; the non-dominated front joined and numbered (the numbers
+    are listed under the plot). Points above ``clip_factor`` x the baseline SW are drawn
+    on the top edge as triangles with their value, so they do not squash the rest."""
     from fdbench.sweep import pareto_front
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for family, (colour, marker) in FAMILY_STYLE.items():
-        rows = [r for r in records if r["family"] == family]
-        if rows:
-            ax.errorbar([r["wall_speedup"] for r in rows], [r["sw_time"]["value"] for r in rows],
-                        yerr=[r["sw_time"]["se"] or 0.0 for r in rows], fmt=marker,
-                        color=colour, label=family, markersize=5, capsize=2, alpha=0.8)
+    baseline = next((r for r in records if r["family"] == "baseline"), None)
+    top = (baseline["sw_time"]["value"] * clip_factor if baseline else
+           max(r["sw_time"]["value"] for r in records))
+    series = list(dict.fromkeys(_series_of(r) for r in records))
+    # one colour per solver or cache method: a method keeps its colour on every solver
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    keys = list(dict.fromkeys(_colour_key(r) for r in records))
+    fig, ax = plt.subplots(figsize=(11, 6.5))
+    for name in series:
+        rows = [r for r in records if _series_of(r) == name]
+        for family in dict.fromkeys(r["family"] for r in rows):
+            chosen = [r for r in rows if r["family"] == family]
+            inside = [r for r in chosen if r["sw_time"]["value"] <= top]
+            colour = ("black" if family == "baseline" else
+                      palette[keys.index(_colour_key(chosen[0])) % len(palette)])
+            if inside:
+                ax.errorbar([r["wall_speedup"] for r in inside],
+                            [r["sw_time"]["value"] for r in inside],
+                            yerr=[r["sw_time"]["se"] or 0.0 for r in inside],
+                            fmt=FAMILY_MARKERS[family], color=colour, markersize=6,
+                            capsize=2, alpha=0.85, label=name if family != "baseline"
+                            else f"baseline: {name} T={chosen[0]['n_steps']}")
+            for r in chosen:
+                if r["sw_time"]["value"] > top:
+                    ax.plot(r["wall_speedup"], top, "^", color=colour, markersize=7)
+                    ax.annotate(f"{r['sw_time']['value']:.3f}", (r["wall_speedup"], top),
+                                textcoords="offset points", xytext=(0, -12), ha="center",
+                                fontsize=7, color=colour)
     xy = [(r["wall_speedup"], r["sw_time"]["value"]) for r in records]
     front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
-    ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "-", color="grey",
+    ax.plot([xy[i][0] for i in front], [min(xy[i][1], top) for i in front], "-", color="grey",
             lw=1, label="Pareto front", zorder=0)
-    for i in front:
-        ax.annotate(records[i]["policy"], xy[i], textcoords="offset points", xytext=(4, 4),
-                    fontsize=7)
-    baseline = [r for r in records if r["family"] == "baseline"]
+    for number, i in enumerate(front, start=1):
+        ax.annotate(str(number), (xy[i][0], min(xy[i][1], top)), textcoords="offset points",
+                    xytext=(5, 5 if number % 2 else -11), fontsize=8, weight="bold")
     if baseline:
-        sw = baseline[0]["sw_time"]["value"]
-        ax.axhline(sw * (1 + sw_tolerance), color="red", ls="--", lw=0.8,
-                   label=f"baseline SW + {sw_tolerance:.0%}")
+        ax.axhline(baseline["sw_time"]["value"] * (1 + sw_tolerance), color="red", ls="--",
+                   lw=0.8, label=f"baseline SW + {sw_tolerance:.0%}")
+    ax.set_ylim(top=top * 1.02)
     ax.set_xscale("log")
-    ax.set_xlabel("wall-clock speedup over reverse EM, T = 1000 (x, log scale)")
+    ax.set_xlabel(f"wall-clock speedup over {_series_of(baseline) if baseline else 'baseline'}"
+                  f" T = {baseline['n_steps'] if baseline else '?'} (x, log scale)")
     ax.set_ylabel("sliced Wasserstein to held-out data (time domain)")
-    ax.set_title("Speed vs quality: solvers, caches, and caches on the best solver")
+    ax.set_title("Speed vs quality: solvers (o), caches on EM (s), caches on the best "
+                 "solver (D)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    listing = "; ".join(f"{n} = {records[i]['policy']}" for n, i in enumerate(front, start=1))
+    fig.text(0.01, 0.01, "front: " + listing, fontsize=7, wrap=True, va="bottom")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(fig, path)
