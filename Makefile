@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (each does all set-up first):
 #   make run    -> the main job (`fdbench run`) on the embedded ECG data
-#   make test   -> ruff + the pytest suite
+#   make test   -> ruff, the appendix checks in quick mode, the pytest suite
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -22,6 +22,7 @@ run: setup
 # the test models are tiny, and two threads on two busy cores run them ~5x slower.
 test: setup
 	$(BIN)/ruff check .
+	OMP_NUM_THREADS=1 $(BIN)/python -m proofs_check --quick >/dev/null
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
