@@ -288,6 +288,11 @@ def claims_series(inputs: ReportInputs, path: Path) -> str:
                   for name, values in sorted(claim["series"].items())}
         x_name = _x_axis(series)
         curves = {n: v for n, v in series.items() if n != x_name}
+        total = len(curves)
+        if total > MAX_LEGEND:  # keep E²-CRF's curves (the method judged), else the first
+            chosen = [n for n in curves if n.startswith("e2crf_")][:MAX_LEGEND]
+            chosen = chosen or list(curves)[:MAX_LEGEND]
+            curves = {n: curves[n] for n in chosen}
         for name, values in curves.items():
             x = series[x_name] if x_name and len(series[x_name]) == len(values) else None
             ax.plot(*((x, values) if x is not None else (values,)),
@@ -299,14 +304,14 @@ def claims_series(inputs: ReportInputs, path: Path) -> str:
         if x_name and series[x_name].min() > 0 and series[x_name].max() / series[
                 x_name].min() > 100:
             ax.set_xscale("log")
-        many = len(curves) > MAX_LEGEND  # a legend that long would cover the other panels
-        ax.set_title(f"{claim.get('claim_id', '?')}: {claim.get('verdict', '?')}"
-                     + (f" ({len(curves)} curves, legend omitted)" if many else ""), fontsize=9)
+        shown = f" ({len(curves)} of {total} curves; all in the JSON)" if total > len(curves) \
+            else ""
+        ax.set_title(f"{claim.get('claim_id', '?')}: {claim.get('verdict', '?')}{shown}",
+                     fontsize=9)
         ax.set_xlabel(x_name or "index along the claim's sweep")
         ax.set_ylabel("value (claim units)")
         ax.grid(True, alpha=0.3)
-        if not many:
-            ax.legend(fontsize=7)
+        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(claims):]:
         ax.set_visible(False)
     fig.suptitle("Appendix claims: measured curves (bounds dashed)")
@@ -315,19 +320,15 @@ def claims_series(inputs: ReportInputs, path: Path) -> str:
 
 
 MAX_LEGEND = 8
-X_NAMES = ("N", "L", "K", "n", "step", "steps", "t")
+X_NAMES = ("N", "L", "K", "n", "step", "steps", "t", "float_N")
 
 
 def _x_axis(series: dict[str, np.ndarray]) -> str | None:
-    """The series that is the sweep's x axis: a conventional name (N, L, K, step, *_N) or
-    else the first strictly increasing integer series; None when there is none."""
-    def increasing(v: np.ndarray) -> bool:
-        return v.size > 1 and bool(np.all(np.diff(v) > 0))
+    """The series that is the sweep's x axis: one with a conventional name (``X_NAMES``)
+    that increases strictly; None (x = index) when there is none. No guessing from the
+    values: a strictly increasing measured curve (bytes vs N) is not an axis."""
     for name, values in series.items():
-        if (name in X_NAMES or name.endswith("_N")) and increasing(values):
-            return name
-    for name, values in series.items():
-        if increasing(values) and np.all(values == np.round(values)) and len(series) > 1:
+        if name in X_NAMES and values.size > 1 and bool(np.all(np.diff(values) > 0)):
             return name
     return None
 
