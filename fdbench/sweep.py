@@ -293,8 +293,9 @@ def format_sweep_table(records: list[dict[str, Any]]) -> str:
     """Markdown: one row per point, wall speedup beside its FLOP speedup and efficiency."""
     lines = ["| point | family | NFE | wall speedup | FLOP speedup | wall/FLOP | SW time +- SE "
              "| SW freq | paired error |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(records, key=lambda r: (r["family"] != "baseline", r["family"],
-                                            r["policy"])):
+    order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3}
+    for r in sorted(records, key=lambda r: (order.get(r["family"], 9), r["solver"],
+                                            r["n_steps"], r["policy"])):
         paired = r["paired"]["mean"] if r.get("paired") else None
         se = r["sw_time"]["se"]
         lines.append(
