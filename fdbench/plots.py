@@ -80,7 +80,8 @@ def plot_pareto(records: list[dict], path: str | os.PathLike, *,
     = family (solver alone, cache on the baseline sampler, cache on the best solver),
     colour = solver or method; the non-dominated front joined and numbered (the numbers
     are listed under the plot). Points above ``clip_factor`` x the baseline SW are drawn
-    on the top edge as triangles with their value, so they do not squash the rest."""
+    on the top edge as triangles (their values are in the sweep table), so they do not
+    squash the rest."""
     from fdbench.sweep import pareto_front
 
     baseline = next((r for r in records if r["family"] == "baseline"), None)
@@ -105,12 +106,9 @@ def plot_pareto(records: list[dict], path: str | os.PathLike, *,
                             fmt=FAMILY_MARKERS[family], color=colour, markersize=6,
                             capsize=2, alpha=0.85, label=name if family != "baseline"
                             else f"baseline: {name} T={chosen[0]['n_steps']}")
-            for r in chosen:
+            for r in chosen:   # values in the sweep table: labels here would overlap
                 if r["sw_time"]["value"] > top:
                     ax.plot(r["wall_speedup"], top, "^", color=colour, markersize=7)
-                    ax.annotate(f"{r['sw_time']['value']:.3f}", (r["wall_speedup"], top),
-                                textcoords="offset points", xytext=(0, -12), ha="center",
-                                fontsize=7, color=colour)
     xy = [(r["wall_speedup"], r["sw_time"]["value"]) for r in records]
     front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
     ax.plot([xy[i][0] for i in front], [min(xy[i][1], top) for i in front], "-", color="grey",
@@ -127,7 +125,7 @@ def plot_pareto(records: list[dict], path: str | os.PathLike, *,
                   f" T = {baseline['n_steps'] if baseline else '?'} (x, log scale)")
     ax.set_ylabel("sliced Wasserstein to held-out data (time domain)")
     ax.set_title("Speed vs quality: solvers (o), caches on EM (s), caches on the best "
-                 "solver (D)")
+                 f"solver (D); ^ = SW above {clip_factor:g}x the baseline's")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     listing = "; ".join(f"{n} = {records[i]['policy']}" for n, i in enumerate(front, start=1))

@@ -109,7 +109,9 @@ def _points(inputs: ReportInputs) -> list[dict[str, Any]]:
     for r in inputs.sweep:
         if r.get("kind") != "sweep" or not number(r.get("flop_speedup")):
             continue
-        if "family" in r:   # solver x cache sweep: SW relative to its 1000-step EM baseline
+        if "family" in r:   # solver x cache sweep: the caches on the baseline sampler, whose
+            if r["family"] != "cache":  # FLOPs and pairs refer to it (the rest: sweep_pareto)
+                continue
             sw = number((r.get("sw_time") or {}).get("value"))
             points.append({"label": str(r.get("policy", "?")), "group": "sweep",
                            "speed": r["flop_speedup"],
