@@ -58,7 +58,13 @@ def test_two_processes_give_the_samples_of_one(checkpoint, tmp_path) -> None:
             one = np.load(single / "samples" / f"{name}{suffix}.npy")
             two = np.load(sharded / "samples" / f"{name}{suffix}.npy")
             assert one.shape[1 if suffix else 0] == 5  # (snapshots, samples, N, M)
-            np.testing.assert_array_equal(one, two)  # bit-identical, not merely close
+            if name == "e2crf":
+                # a token subset is padded to the batch's largest, so its matmul shapes
+                # (and their float rounding) depend on which samples share the batch:
+                # equal to float rounding (1 ulp at T = 200, 64 samples), not bit for bit
+                np.testing.assert_allclose(one, two, rtol=0, atol=1e-5)
+            else:
+                np.testing.assert_array_equal(one, two)  # bit-identical, not merely close
 
     def quality(path):
         lines = [json.loads(x) for x in (path / RESULTS_FILE).read_text().splitlines()]
