@@ -91,6 +91,9 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 64)
     n_steps: int = 1000
     num_samples: int = 64
+    # quality-pass batch: samples are drawn in batches of this size in one process and
+    # under torchrun alike (ranks take whole batches), so both give the same bits
+    sample_batch: int = 32
     rounds: int = 3
     warmup_steps: int = 20
     seed: int = 0
@@ -105,7 +108,8 @@ class BenchConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"BenchConfig.precision must be one of {sorted(PRECISIONS)}, "
                               f"got {self.precision!r}")
-        for name in ("n_steps", "num_samples", "rounds", "threads", "n_directions", "n_boot"):
+        for name in ("n_steps", "num_samples", "sample_batch", "rounds", "threads",
+                     "n_directions", "n_boot"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -237,19 +241,22 @@ def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_di
         return torch.from_numpy(np.load(path)) if job.is_main else torch.empty(0)
     engine = _engine(model, spec)
     every = max(1, config.n_steps // TRAJECTORY_POINTS)
-    snapshots: list[torch.Tensor] = []
+    snapshots: list[list[torch.Tensor]] = []   # per batch, per kept step: (b, N, M)
 
     def keep(step: int, t: torch.Tensor, x: torch.Tensor, score: torch.Tensor) -> None:
         if (step + 1) % every == 0:
-            snapshots.append(x.float().cpu())
+            if step + 1 == every:                # a new batch's first snapshot
+                snapshots.append([])
+            snapshots[-1].append(x.float().cpu())
 
-    first, count = job.shard(config.num_samples)
+    first, count = job.shard(config.num_samples, config.sample_batch)
     with autocast(job.device, precision):
         shard = generate(model, count, n_steps=config.n_steps, seed=config.seed,
-                         batch_size=count, first_index=first, engine=engine,
+                         batch_size=config.sample_batch, first_index=first, engine=engine,
                          progress=progress and job.is_main, callback=keep)
     samples = job.all_gather_shards(shard.float())
-    trajectory = job.all_gather_shards(torch.stack(snapshots), dim=1)
+    trajectory = job.all_gather_shards(                     # (snapshots, samples, N, M)
+        torch.cat([torch.stack(batch) for batch in snapshots], dim=1), dim=1)
     histories = job.all_gather_object(getattr(engine, "history", []))
     if job.is_main:
         atomic_save_npy(path, samples.numpy())

@@ -114,6 +114,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               "meaningless for this model")
     config = BenchConfig(policies=tuple(args.policies), batch_sizes=tuple(args.batch_sizes),
                          n_steps=args.steps, num_samples=args.num_samples,
+                         sample_batch=args.sample_batch,
                          rounds=args.rounds, seed=args.seed, threads=args.threads or 1,
                          n_boot=args.n_boot, device=args.device, precision=args.precision,
                          compile=args.compile)
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=_positive_int, default=1000, help="reverse steps T")
     bench.add_argument("--num-samples", type=_positive_int, default=64,
                        help="samples per policy for the quality pass")
+    bench.add_argument("--sample-batch", type=_positive_int, default=32,
+                       help="batch size of the quality pass (default 32); torchrun ranks take "
+                            "whole batches, so their samples equal one process's bit for bit")
     bench.add_argument("--rounds", type=_positive_int, default=3,
                        help="interleaved timing rounds per batch size")
     bench.add_argument("--n-boot", type=_positive_int, default=100,

@@ -53,15 +53,22 @@ class Dist:
     def active(self) -> bool:
         return self.world_size > 1
 
-    def shard(self, n: int) -> tuple[int, int]:
-        """(first global index, count) of this rank's contiguous block of ``n`` items;
-        the first ``n % world_size`` ranks take one more."""
-        if n < self.world_size:
-            raise ConfigError(f"cannot split {n} samples over {self.world_size} processes: "
-                              "need num_samples >= number of processes")
-        base, extra = divmod(n, self.world_size)
-        start = self.rank * base + min(self.rank, extra)
-        return start, base + (1 if self.rank < extra else 0)
+    def shard(self, n: int, block: int = 1) -> tuple[int, int]:
+        """(first global index, count) of this rank's contiguous share of ``n`` items cut
+        into blocks of ``block`` (the last may be shorter); the first ``blocks %
+        world_size`` ranks take one more block. Sampling in whole blocks keeps every batch
+        the same in one process and in many, so cached samples (whose token-subset shapes
+        depend on the batch) stay bit-identical too."""
+        blocks = -(-n // block)
+        if blocks < self.world_size:
+            raise ConfigError(f"cannot split {n} samples in batches of {block} over "
+                              f"{self.world_size} processes: need num_samples >= number of "
+                              f"processes x batch ({self.world_size * block})")
+        base, extra = divmod(blocks, self.world_size)
+        first_block = self.rank * base + min(self.rank, extra)
+        count_blocks = base + (1 if self.rank < extra else 0)
+        start = first_block * block
+        return start, min(n, start + count_blocks * block) - start
 
     def all_gather_shards(self, shard: torch.Tensor, dim: int = 0) -> torch.Tensor:
         """Concatenate every rank's ``shard`` along ``dim`` in rank order (shards may

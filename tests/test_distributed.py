@@ -16,9 +16,10 @@ from fdbench.bench import RESULTS_FILE, BenchConfig, run_bench
 from fdbench.distributed import Dist, init_from_env, shutdown
 from fdbench.errors import ConfigError
 
-# 5 samples over 2 ranks: shards of 3 and 2, so the gather handles unequal sizes
+# 5 samples in batches of 2 over 2 ranks: shards of 4 and 1, so the gather handles
+# unequal sizes
 CONFIG = dict(policies=("e2crf",), batch_sizes=(2,), n_steps=6, num_samples=5,
-              rounds=1, warmup_steps=2, n_directions=10, n_boot=2)
+              sample_batch=2, rounds=1, warmup_steps=2, n_directions=10, n_boot=2)
 
 
 def _free_port() -> int:
@@ -58,37 +59,36 @@ def test_two_processes_give_the_samples_of_one(checkpoint, tmp_path) -> None:
             one = np.load(single / "samples" / f"{name}{suffix}.npy")
             two = np.load(sharded / "samples" / f"{name}{suffix}.npy")
             assert one.shape[1 if suffix else 0] == 5  # (snapshots, samples, N, M)
-            if name == "e2crf":
-                # a token subset is padded to the batch's largest, so its matmul shapes
-                # (and their float rounding) depend on which samples share the batch:
-                # equal to float rounding (1 ulp at T = 200, 64 samples), not bit for bit
-                np.testing.assert_allclose(one, two, rtol=0, atol=1e-5)
-            else:
-                np.testing.assert_array_equal(one, two)  # bit-identical, not merely close
+            np.testing.assert_array_equal(one, two)  # bit-identical, not merely close
 
     def quality(path):
         lines = [json.loads(x) for x in (path / RESULTS_FILE).read_text().splitlines()]
         return {r["policy"]: r for r in lines if r["kind"] in ("quality", "samples")}
     one, two = quality(single), quality(sharded)
     assert one.keys() == two.keys()
-    for name in one:  # same scores; cache stats combined over both ranks' batches
+    for name in one:  # same scores; the same cache stats over the same batches
         for field in ("quality", "cache"):
             if field in one[name]:
                 got = two[name][field]
                 if field == "cache" and got:
-                    assert got.pop("batches") == 2 and one[name][field].pop("batches") == 1
+                    # the same three batches of (2, 2, 1) samples, wherever they ran
+                    assert got["batches"] == one[name][field]["batches"] == 3
                     for key in ("decision_seconds",):  # wall time, never equal
                         got.pop(key), one[name][field].pop(key)
                 assert got == one[name][field], name
 
 
-def test_shards_cover_every_sample_once() -> None:
-    for n, world in ((5, 2), (7, 3), (4, 4), (10, 1)):
-        blocks = [Dist(rank, world).shard(n) for rank in range(world)]
-        indices = [i for start, count in blocks for i in range(start, start + count)]
+def test_shards_cover_every_sample_once_in_whole_batches() -> None:
+    for n, world, block in ((5, 2, 1), (7, 3, 1), (4, 4, 1), (10, 1, 3), (64, 2, 32),
+                            (70, 3, 16)):
+        shards = [Dist(rank, world).shard(n, block) for rank in range(world)]
+        indices = [i for start, count in shards for i in range(start, start + count)]
         assert indices == list(range(n))
+        assert all(start % block == 0 for start, _ in shards)   # batches never split
     with pytest.raises(ConfigError, match="num_samples >= number of processes"):
         Dist(0, 3).shard(2)
+    with pytest.raises(ConfigError, match="x batch"):
+        Dist(0, 3).shard(40, 32)
 
 
 def test_without_torchrun_everything_is_a_single_process(monkeypatch) -> None:
