@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from fdbench.report.inputs import ReportInputs  # noqa: E402
 from fdbench.report.tables import number, paired_mean, sw_ratio_of  # noqa: E402
+from fdbench.sweep import pareto_front  # noqa: E402
 
 DPI = 100
 VERDICT_COLOURS = {"holds": "C2", "violated": "C3", "vacuous": "C7"}
@@ -130,13 +131,6 @@ def _points(inputs: ReportInputs) -> list[dict[str, Any]]:
                        "speed": r["cache"]["flop_speedup"], "sw": uncached_sw.get(policy),
                        "paired": paired_mean(inputs.bench, policy)})
     return points
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated in (higher speed, lower error); the same rule as
-    ``fdbench.sweep.pareto_front``, kept here so the report imports no sampling code."""
-    return [i for i, (x, y) in enumerate(points)
-            if not any(x2 >= x and y2 <= y and (x2, y2) != (x, y) for x2, y2 in points)]
 
 
 def pareto(inputs: ReportInputs, path: Path) -> str:
