@@ -24,11 +24,12 @@ import torch
 from fdbench import __version__
 from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
 from fdbench.checkpoint import load_checkpoint
-from fdbench.data import load_dataset
+from fdbench.data import SeriesSplit, load_dataset
 from fdbench.distributed import Dist, resolve_device
 from fdbench.errors import ConfigError
 from fdbench.generate import generate
 from fdbench.io import atomic_save_npy, atomic_write_text
+from fdbench.judges import JUDGE_KEYS, MIN_SERIES, evaluate_samples
 from fdbench.pipeline import ScoreModel
 from fdbench.quality import (
     paired_relative_error,
@@ -103,6 +104,7 @@ class BenchConfig:
     device: str = "cpu"          # cpu | cuda | cuda:K | auto
     precision: str = "fp32"      # fp32 | bf16 | fp16 (autocast around the network)
     compile: bool = False        # also time/score the torch.compile'd uncached sampler
+    judge_repeats: int = 5       # repeats of the classifier/predictor judges; 0: no judges
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -114,6 +116,12 @@ class BenchConfig:
                 raise ConfigError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+        if self.judge_repeats < 0:
+            raise ConfigError(f"BenchConfig.judge_repeats must be >= 0, got "
+                              f"{self.judge_repeats}")
+        if self.judge_repeats and self.num_samples < MIN_SERIES:
+            raise ConfigError(f"BenchConfig.num_samples must be >= {MIN_SERIES} for the "
+                              f"judges (or judge_repeats=0), got {self.num_samples}")
         if self.warmup_steps < 2:
             raise ConfigError(f"BenchConfig.warmup_steps must be >= 2, got {self.warmup_steps}")
 
@@ -147,7 +155,9 @@ class ResultStore:
         atomic_write_text(self.path, text)
 
 
-def _engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
+def policy_engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
+    """The sampler's engine for ``spec``: None (uncached), the network-off control, the
+    compiled network, or a cache policy ``NAME[:field=value,...]`` (validated here)."""
     if spec == UNCACHED:
         return None
     if spec == NETWORK_OFF:
@@ -157,13 +167,26 @@ def _engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
     return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
 
 
-def held_out_data(model: ScoreModel) -> torch.Tensor:
-    """The test split of the data the checkpoint was trained on (from its meta)."""
+def training_data(model: ScoreModel) -> SeriesSplit:
+    """The train/test split of the data the checkpoint was trained on (from its meta)."""
     name = model.meta.get("data")
     if not name:
         raise ConfigError("the checkpoint does not say which data it was trained on "
                           "(meta.data); cannot score samples")
-    return load_dataset(name, seed=int(model.meta.get("data_seed", 0))).test
+    return load_dataset(name, seed=int(model.meta.get("data_seed", 0)))
+
+
+def judge_summary(samples: torch.Tensor, split: SeriesSplit, config: BenchConfig, *,
+                  references: bool = False) -> dict[str, Any]:
+    """The realism judges' headline numbers (``fdbench.judges.JUDGE_KEYS``) of ``samples``
+    against the held-out split; with ``references`` also real-vs-real and the dummy."""
+    scored = evaluate_samples(samples, held_out=split.test, train=split.train,
+                              seed=config.seed, repeats=config.judge_repeats,
+                              references=references)
+    out: dict[str, Any] = {"judges": {key: scored[key] for key in JUDGE_KEYS}}
+    if references:
+        out.update(judges_real_vs_real=scored["reference"], judges_dummy=scored["dummy"])
+    return out
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -180,7 +203,8 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
     """Samples per policy (same noise as uncached), scored and paired. Under torchrun
     each rank draws its shard of the samples; rank 0 gathers, scores and writes."""
     job = job or Dist(device=model.device)
-    reference = held_out_data(model) if job.is_main else None
+    split = training_data(model) if job.is_main else None
+    reference = split.test if split is not None else None
     samples_dir = out_dir / "samples"
     def draw(spec: str, **precision: str) -> torch.Tensor:
         return policy_samples(model, spec, config, samples_dir, store, progress, job,
@@ -197,6 +221,8 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
                                       n_directions=config.n_directions, seed=config.seed,
                                       n_boot=config.n_boot)
             summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
+            if config.judge_repeats:
+                summary.update(judge_summary(samples, split, config))
             store.add({"kind": "quality", "policy": spec, "quality": summary})
     if config.precision != "fp32" and not job.broadcast(store.find("precision", UNCACHED)):
         # the precision's quality effect: uncached samples against fp32 ones, same noise
@@ -206,10 +232,11 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
             store.add({"kind": "precision", "policy": UNCACHED,
                        "precision": config.precision, "paired_vs_fp32": paired})
     if job.is_main and store.find("quality", UNCACHED) is None:
-        store.add({"kind": "quality", "policy": UNCACHED,
-                   "quality": quality_summary(uncached, reference,
-                                              n_directions=config.n_directions,
-                                              seed=config.seed, n_boot=config.n_boot)})
+        summary = quality_summary(uncached, reference, n_directions=config.n_directions,
+                                  seed=config.seed, n_boot=config.n_boot)
+        if config.judge_repeats:
+            summary.update(judge_summary(uncached, split, config, references=True))
+        store.add({"kind": "quality", "policy": UNCACHED, "quality": summary})
 
 
 TRAJECTORY_POINTS = 10  # reverse-process snapshots kept for the paired trajectory error
@@ -239,7 +266,7 @@ def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_di
     done = job.broadcast(path.exists() and store.find("samples", key) is not None)
     if done:
         return torch.from_numpy(np.load(path)) if job.is_main else torch.empty(0)
-    engine = _engine(model, spec)
+    engine = policy_engine(model, spec)
     every = max(1, config.n_steps // TRAJECTORY_POINTS)
     snapshots: list[list[torch.Tensor]] = []   # per batch, per kept step: (b, N, M)
 
@@ -285,7 +312,7 @@ def timing_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
     if store.find("timing", UNCACHED, batch) is not None:
         return
     names = (UNCACHED, *config.policies, *((COMPILED,) if config.compile else ()))
-    engines = {name: _engine(model, name) for name in names}
+    engines = {name: policy_engine(model, name) for name in names}
     device = model.device
 
     def sample(name: str, n_steps: int) -> None:
@@ -368,13 +395,24 @@ def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _discriminative(q: dict[str, Any], key: str = "judges") -> str:
+    judges = q.get(key)
+    if not judges:
+        return "n/a"
+    se = judges.get("discriminative_score_se")
+    return (f"{judges['discriminative_score']:.3f}"
+            + ("" if se is None else f" +- {se:.3f}"))
+
+
 def format_table(records: list[dict[str, Any]]) -> str:
-    """One Markdown table: speed (wall, FLOPs, efficiency) per batch, then quality."""
+    """One Markdown table: speed (wall, FLOPs, efficiency) per batch, then quality; the
+    discriminative score (0 = indistinguishable from held-out data) beside SW, with the
+    real-vs-real floor and the network_off control as rows of their own."""
     quality = {r["policy"]: r["quality"] for r in records if r["kind"] == "quality"}
     timed = {r["policy"] for r in records if r["kind"] == "timing"}
     rows = ["| policy | batch | wall speedup (IQR) | FLOP speedup | wall/FLOP | SW time +- SE "
-            "| SW freq +- SE | paired error | recompute | cache MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| SW freq +- SE | discriminative | paired error | recompute | cache MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in (r for r in records if r["kind"] == "timing"):
         q = quality.get(r["policy"], {})
         ratio = r["time_ratio"]
@@ -385,14 +423,19 @@ def format_table(records: list[dict[str, Any]]) -> str:
             f"({1 / ratio['q75']:.2f}-{1 / ratio['q25']:.2f}) | {r['flop_speedup']:.2f}x | "
             f"{r['efficiency']:.2f} | {_fmt(sw.get('value'), '.4f')} +- "
             f"{_fmt(sw.get('se'), '.4f')} | {_fmt(swf.get('value'), '.4f')} +- "
-            f"{_fmt(swf.get('se'), '.4f')} | {_fmt(paired, '.4f')} | "
+            f"{_fmt(swf.get('se'), '.4f')} | {_discriminative(q)} | {_fmt(paired, '.4f')} | "
             f"{r['cache']['recompute_fraction']:.3f} | {r['cache']['cache_bytes'] / 2**20:.2f} |")
     for name in sorted(set(quality) - timed):  # controls scored but not timed
         q = quality[name]
         paired = q["paired"]["mean"] if q.get("paired") else None
         rows.append(f"| {name} (control) | - | - | - | - | {q['sw_time']['value']:.4f} +- "
                     f"{q['sw_time']['se']:.4f} | {q['sw_freq']['value']:.4f} +- "
-                    f"{q['sw_freq']['se']:.4f} | {_fmt(paired, '.4f')} | - | - |")
+                    f"{q['sw_freq']['se']:.4f} | {_discriminative(q)} | {_fmt(paired, '.4f')} "
+                    "| - | - |")
+    base = quality.get(UNCACHED, {})
+    if base.get("judges_real_vs_real"):
+        rows.append(f"| real vs real (floor) | - | - | - | - | - | - | "
+                    f"{_discriminative(base, 'judges_real_vs_real')} | - | - | - |")
     for r in (r for r in records if r["kind"] == "precision"):
         paired = r["paired_vs_fp32"]
         rows.append(f"\n{r['precision']} autocast vs fp32 (uncached, same noise): paired "

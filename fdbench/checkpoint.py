@@ -79,6 +79,11 @@ def load_checkpoint(directory: str | os.PathLike, *,
         tensors = load_file(weights_path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"corrupt checkpoint weights {weights_path}: {err}") from None
+    broken = [name for name, value in tensors.items()
+              if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:  # e.g. bytes overwritten with 0xFF read back as NaN: corrupt, not a model
+        raise CheckpointError(f"corrupt checkpoint weights {weights_path}: non-finite "
+                              f"values in {len(broken)} tensor(s), first {broken[0]!r}")
     try:
         model_config = ModelConfig.from_dict(config["model"])
         sde = sde_from_dict(config["sde"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from fdbench.argtypes import non_negative_int, positive_int
 from fdbench.commands import register_all
 from fdbench.errors import FdbenchError
 
@@ -22,22 +23,8 @@ _SWEEP_METHODS = ("e2crf", "fora", "toca", "duca", "teacache", "fbcache", "taylo
                   "taylorseer2", "freqca")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def _add_threads(parser: argparse.ArgumentParser, default: str = "torch's choice") -> None:
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help=f"torch CPU threads (default: {default}); printed at start")
 
 
@@ -54,7 +41,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model_config = ModelConfig.from_preset(args.preset, data.n_steps, data.n_channels,
                                            layout=args.layout, **overrides)
     train_config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                               eval_every=args.eval_every, seed=args.seed)
+                               eval_every=args.eval_every, seed=args.seed,
+                               ema_decay=args.ema_decay,
+                               warmup_fraction=args.warmup_fraction)
     sde = VPSDE() if args.sde == "vp" else VESDE()
     command = "fdbench " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "fdbench train"
     print(f"training {args.preset}/{args.layout} on {data.name} "
@@ -68,19 +57,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from fdbench.bench import policy_engine
     from fdbench.checkpoint import load_checkpoint
     from fdbench.generate import generate
-    from fdbench.io import atomic_save_npy
+    from fdbench.io import atomic_save_npy, check_writable_file
 
     if args.out.suffix != ".npy":
         raise FdbenchError(f"--out must end in .npy, got {args.out}")
+    check_writable_file(args.out, "--out")
     model = load_checkpoint(args.checkpoint, device=args.device)
+    engine = policy_engine(model, args.cache)  # a bad spec fails here, before sampling
     samples = generate(model, args.num_samples, n_steps=args.steps, seed=args.seed,
                        batch_size=args.batch_size, first_index=args.first_index,
                        noise_free_last_step=args.noise_free_last_step,
-                       solver=args.solver, grid=args.grid, eta=args.eta)
+                       solver=args.solver, grid=args.grid, eta=args.eta, engine=engine)
+    if not torch.isfinite(samples).all():
+        raise FdbenchError(f"sampling {args.checkpoint} gave non-finite values; the "
+                           "checkpoint's weights may be corrupt (nothing written)")
     atomic_save_npy(args.out, samples.numpy())
-    print(f"wrote {tuple(samples.shape)} samples to {args.out}")
+    print(f"wrote {tuple(samples.shape)} samples ({args.cache}) to {args.out}")
     return 0
 
 
@@ -90,7 +85,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"fdbench run {args.name!r}: {torch.get_num_threads()} threads")
     results = run_main_job(args.name, runs_dir=args.runs_dir, checkpoint=args.checkpoint,
                            retrain=args.retrain, n_samples=args.num_samples,
-                           n_steps=args.steps, seed=args.seed, batch_size=args.batch_size)
+                           n_steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                           judge_repeats=args.judge_repeats)
     print(summary_table(results))
     print(f"({results['n_held_out']} held-out beats; {results['seconds']['total']:.0f} s) "
           f"-> {Path(args.runs_dir) / args.name}/results.json, samples.png, samples.npy, "
@@ -117,7 +113,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                          sample_batch=args.sample_batch,
                          rounds=args.rounds, seed=args.seed, threads=args.threads or 1,
                          n_boot=args.n_boot, device=args.device, precision=args.precision,
-                         compile=args.compile)
+                         compile=args.compile, judge_repeats=args.judge_repeats)
     job = init_from_env(args.device)  # torchrun: shard the quality pass over the ranks
     if args.sweep and job.active:
         shutdown(job)
@@ -180,26 +176,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint (model.safetensors + config.json) in --out. Interrupted "
                     "runs continue with --resume.")
     train.add_argument("--data", default="ecg", help="dataset name or file (default: ecg)")
-    train.add_argument("--data-seed", type=_non_negative_int, default=0,
+    train.add_argument("--data-seed", type=non_negative_int, default=0,
                        help="seed of the train/test split (default: 0)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory")
-    train.add_argument("--preset", default="small", help="paper | small | tiny (default small)")
+    train.add_argument("--preset", default="compact",
+                       help="paper | compact | small | tiny (default compact: the shipped "
+                            "models' size)")
     train.add_argument("--layout", default="bins", choices=("time", "chart", "bins"),
                        help="token layout; chart/bins are frequency-domain (default bins)")
     train.add_argument("--sde", default="vp", choices=("vp", "ve"), help="default vp")
-    train.add_argument("--parametrisation", default="score",
+    train.add_argument("--parametrisation", default="preconditioned",
                        choices=("score", "noise", "preconditioned"),
-                       help="what the head predicts: the score (the paper's network, "
-                            "default), the noise z, or an EDM-style preconditioned noise "
-                            "correction; see docs/DESIGN.md")
-    train.add_argument("--steps", type=_positive_int, default=2000, help="optimiser steps")
-    train.add_argument("--batch-size", type=_positive_int, default=64)
+                       help="what the head predicts: an EDM-style preconditioned noise "
+                            "correction (default: trains on every embedded dataset), the "
+                            "score (the paper's network; diverges on ECG at small sizes) "
+                            "or the noise z; see docs/DESIGN.md")
+    train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps")
+    train.add_argument("--batch-size", type=positive_int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--dropout", type=float, default=None,
                        help="override the preset's dropout (default 0.1)")
-    train.add_argument("--eval-every", type=_positive_int, default=100,
+    train.add_argument("--ema-decay", type=float, default=0.999,
+                       help="EMA of the weights, the copy validated, saved and sampled "
+                            "(default 0.999; 0 keeps the raw weights)")
+    train.add_argument("--warmup-fraction", type=float, default=0.1,
+                       help="share of the steps with a linear learning-rate warm-up, "
+                            "cosine decay after it (default 0.1)")
+    train.add_argument("--eval-every", type=positive_int, default=100,
                        help="steps between validation (and training-state saves)")
-    train.add_argument("--seed", type=_non_negative_int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--resume", action="store_true", help="continue a run in --out")
     _add_threads(train)
     train.set_defaults(handler=_cmd_train)
@@ -211,12 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "Sample i depends only on (seed, first_index + i), never on the batch "
                     "size.")
     sample.add_argument("--checkpoint", type=Path, required=True)
-    sample.add_argument("--num-samples", type=_positive_int, required=True)
-    sample.add_argument("--steps", type=_positive_int, default=1000,
+    sample.add_argument("--num-samples", type=positive_int, required=True)
+    sample.add_argument("--steps", type=positive_int, default=1000,
                         help="reverse steps T (default 1000, the paper's)")
-    sample.add_argument("--seed", type=_non_negative_int, default=0)
-    sample.add_argument("--first-index", type=_non_negative_int, default=0)
-    sample.add_argument("--batch-size", type=_positive_int, default=64)
+    sample.add_argument("--seed", type=non_negative_int, default=0)
+    sample.add_argument("--first-index", type=non_negative_int, default=0)
+    sample.add_argument("--batch-size", type=positive_int, default=64)
     sample.add_argument("--noise-free-last-step", action="store_true",
                         help="drop the noise of the last step (the base code keeps it)")
     sample.add_argument("--solver", default="em",
@@ -226,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time grid: uniform | log_snr | edm (default uniform)")
     sample.add_argument("--eta", type=float, default=0.0,
                         help="DDIM stochasticity in [0, 1] (0 deterministic, 1 DDPM)")
+    sample.add_argument("--cache", default="uncached", metavar="SPEC",
+                        help="uncached (default), network_off (the control: the network's "
+                             "output replaced by zeros) or a cache policy NAME[:field=value,"
+                             "...], e.g. e2crf, fora:cache_interval=3 (README lists them)")
     sample.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     sample.add_argument("--out", type=Path, required=True, help="output .npy file")
     _add_threads(sample)
@@ -243,10 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="use this checkpoint instead of the shipped one")
     run.add_argument("--retrain", action="store_true",
                      help="train the default model from scratch first (~20 min on 2 cores)")
-    run.add_argument("--num-samples", type=_positive_int, default=256)
-    run.add_argument("--steps", type=_positive_int, default=1000)
-    run.add_argument("--batch-size", type=_positive_int, default=64)
-    run.add_argument("--seed", type=_non_negative_int, default=0)
+    run.add_argument("--num-samples", type=positive_int, default=256)
+    run.add_argument("--steps", type=positive_int, default=1000)
+    run.add_argument("--batch-size", type=positive_int, default=64)
+    run.add_argument("--seed", type=non_negative_int, default=0)
+    run.add_argument("--judge-repeats", type=positive_int, default=5,
+                     help="repeats of the discriminative and predictive judges (default 5)")
     _add_threads(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -267,18 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--policies", nargs="+", default=["e2crf", "e2crf_literal",
                                                          "e2crf_paper", "e2crf_best",
                                                          "fixed", "naive_kv"])
-    bench.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[1, 64])
-    bench.add_argument("--steps", type=_positive_int, default=1000, help="reverse steps T")
-    bench.add_argument("--num-samples", type=_positive_int, default=64,
+    bench.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 64])
+    bench.add_argument("--steps", type=positive_int, default=1000, help="reverse steps T")
+    bench.add_argument("--num-samples", type=positive_int, default=64,
                        help="samples per policy for the quality pass")
-    bench.add_argument("--sample-batch", type=_positive_int, default=32,
+    bench.add_argument("--sample-batch", type=positive_int, default=32,
                        help="batch size of the quality pass (default 32); torchrun ranks take "
                             "whole batches, so their samples equal one process's bit for bit")
-    bench.add_argument("--rounds", type=_positive_int, default=3,
+    bench.add_argument("--rounds", type=positive_int, default=3,
                        help="interleaved timing rounds per batch size")
-    bench.add_argument("--n-boot", type=_positive_int, default=100,
+    bench.add_argument("--n-boot", type=positive_int, default=100,
                        help="bootstrap resamples for standard errors")
-    bench.add_argument("--seed", type=_non_negative_int, default=0)
+    bench.add_argument("--seed", type=non_negative_int, default=0)
+    bench.add_argument("--judge-repeats", type=non_negative_int, default=5,
+                       help="repeats of the discriminative and predictive judges on every "
+                            "quality row (default 5; 0 skips the judges)")
     bench.add_argument("--out", type=Path, default=Path("runs/bench"))
     bench.add_argument("--sweep", action="store_true",
                        help="instead: the speed/quality sweep against reverse EM with --steps "
@@ -287,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "evaluations within 5 %% of the baseline's SW); one batch of "
                             "--num-samples per point, baseline re-timed between points; "
                             "writes sweep.jsonl (resumable) and sweep.png")
-    bench.add_argument("--sweep-steps", type=_positive_int, nargs="+",
+    bench.add_argument("--sweep-steps", type=positive_int, nargs="+",
                        default=[10, 20, 50, 100, 200, 500, 1000],
                        help="solver steps T of the sweep (default 10 20 50 100 200 500 1000)")
     bench.add_argument("--sweep-methods", nargs="+", default=list(_SWEEP_METHODS),

@@ -50,3 +50,21 @@ def atomic_save_npy(path: str | os.PathLike, array: Any) -> Path:
         with open(tmp, "wb") as handle:
             np.save(handle, array)
     return atomic_write(path, write)
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse, before any compute, an output path that cannot become a file: an existing
+    directory, or a parent that is (or sits under) a regular file or is not writable."""
+    from fdbench.errors import FdbenchError
+
+    path = Path(path)
+    if path.is_dir():
+        raise FdbenchError(f"{what} {path} is a directory, not a file")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not writable")
+    return path

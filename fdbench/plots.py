@@ -74,19 +74,50 @@ def _colour_key(record: dict) -> str:
     return record.get("method") or str(record.get("cache", "?")).partition(":")[0]
 
 
+QUALITY_AXES = {
+    "sw_time": "sliced Wasserstein to held-out data (time domain)",
+    "discriminative": "discriminative score vs held-out data (0 = indistinguishable)",
+    "paired": "paired error to the same solver uncached, same noise (fidelity)",
+}
+
+
+def quality_of(record: dict, quality: str) -> tuple[float, float] | None:
+    """(value, SE) of a sweep record on a quality axis, None where the record lacks it."""
+    if quality == "sw_time":
+        stat = record.get("sw_time") or {}
+        value, se = stat.get("value"), stat.get("se")
+    elif quality == "discriminative":
+        judges = record.get("judges") or {}
+        value, se = judges.get("discriminative_score"), judges.get("discriminative_score_se")
+    elif quality == "paired":
+        stat = record.get("paired") or {}
+        value, se = stat.get("mean"), stat.get("se")
+    else:
+        raise ValueError(f"unknown quality axis {quality!r}; known: {sorted(QUALITY_AXES)}")
+    return None if value is None else (float(value), float(se or 0.0))
+
+
 def plot_pareto(records: list[dict], path: str | os.PathLike, *,
-                sw_tolerance: float = 0.05, clip_factor: float = 1.5) -> Path:
-    """Wall-clock speedup over the baseline (log x) against SW (time domain) +- SE; marker
-    = family (solver alone, cache on the baseline sampler, cache on the best solver),
-    colour = solver or method; the non-dominated front joined and numbered (the numbers
-    are listed under the plot). Points above ``clip_factor`` x the baseline SW are drawn
-    on the top edge as triangles (their values are in the sweep table), so they do not
-    squash the rest."""
+                sw_tolerance: float = 0.05, clip_factor: float = 1.5,
+                quality: str = "sw_time") -> Path:
+    """Wall-clock speedup over the baseline (log x) against a quality axis +- SE
+    (``QUALITY_AXES``: SW, the discriminative score, the paired error); marker = family
+    (solver alone, cache on the baseline sampler, cache on the best solver), colour =
+    solver or method; the non-dominated front joined and numbered (the numbers are listed
+    under the plot). Points above ``clip_factor`` x the baseline's value (SW, judge) are
+    drawn on the top edge as triangles (their values are in the sweep table), so they do
+    not squash the rest. Records without the axis (no judges; no uncached pair) are left
+    out."""
     from fdbench.sweep import pareto_front
 
+    records = [r for r in records if quality_of(r, quality) is not None]
+    if not records:
+        raise ValueError(f"no sweep record has the quality axis {quality!r}")
     baseline = next((r for r in records if r["family"] == "baseline"), None)
-    top = (baseline["sw_time"]["value"] * clip_factor if baseline else
-           max(r["sw_time"]["value"] for r in records))
+    values = [quality_of(r, quality)[0] for r in records]
+    base_value = quality_of(baseline, quality)[0] if baseline else None
+    top = base_value * clip_factor if base_value else max(values)
+    top = max(top, 1e-12)
     series = list(dict.fromkeys(_series_of(r) for r in records))
     # one colour per solver or cache method: a method keeps its colour on every solver
     palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
@@ -96,36 +127,42 @@ def plot_pareto(records: list[dict], path: str | os.PathLike, *,
         rows = [r for r in records if _series_of(r) == name]
         for family in dict.fromkeys(r["family"] for r in rows):
             chosen = [r for r in rows if r["family"] == family]
-            inside = [r for r in chosen if r["sw_time"]["value"] <= top]
+            inside = [r for r in chosen if quality_of(r, quality)[0] <= top]
             colour = ("black" if family == "baseline" else
                       palette[keys.index(_colour_key(chosen[0])) % len(palette)])
             if inside:
                 ax.errorbar([r["wall_speedup"] for r in inside],
-                            [r["sw_time"]["value"] for r in inside],
-                            yerr=[r["sw_time"]["se"] or 0.0 for r in inside],
+                            [quality_of(r, quality)[0] for r in inside],
+                            yerr=[quality_of(r, quality)[1] for r in inside],
                             fmt=FAMILY_MARKERS[family], color=colour, markersize=6,
                             capsize=2, alpha=0.85, label=name if family != "baseline"
                             else f"baseline: {name} T={chosen[0]['n_steps']}")
             for r in chosen:   # values in the sweep table: labels here would overlap
-                if r["sw_time"]["value"] > top:
+                if quality_of(r, quality)[0] > top:
                     ax.plot(r["wall_speedup"], top, "^", color=colour, markersize=7)
-    xy = [(r["wall_speedup"], r["sw_time"]["value"]) for r in records]
+    xy = [(r["wall_speedup"], v) for r, v in zip(records, values, strict=True)]
     front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
     ax.plot([xy[i][0] for i in front], [min(xy[i][1], top) for i in front], "-", color="grey",
             lw=1, label="Pareto front", zorder=0)
     for number, i in enumerate(front, start=1):
         ax.annotate(str(number), (xy[i][0], min(xy[i][1], top)), textcoords="offset points",
                     xytext=(5, 5 if number % 2 else -11), fontsize=8, weight="bold")
-    if baseline:
-        ax.axhline(baseline["sw_time"]["value"] * (1 + sw_tolerance), color="red", ls="--",
+    if baseline and quality == "sw_time":
+        ax.axhline(base_value * (1 + sw_tolerance), color="red", ls="--",
                    lw=0.8, label=f"baseline SW + {sw_tolerance:.0%}")
+    elif baseline and quality == "discriminative":
+        se = quality_of(baseline, quality)[1]
+        ax.axhline(base_value + 2 * se, color="red", ls="--", lw=0.8,
+                   label="baseline + 2 SE (indistinguishable below)")
     ax.set_ylim(top=top * 1.02)
+    if quality != "sw_time":   # both start at a meaningful 0 (indistinguishable, exact)
+        ax.set_ylim(bottom=0.0)
     ax.set_xscale("log")
     ax.set_xlabel(f"wall-clock speedup over {_series_of(baseline) if baseline else 'baseline'}"
                   f" T = {baseline['n_steps'] if baseline else '?'} (x, log scale)")
-    ax.set_ylabel("sliced Wasserstein to held-out data (time domain)")
-    ax.set_title("Speed vs quality: solvers (o), caches on EM (s), caches on the best "
-                 f"solver (D); ^ = SW above {clip_factor:g}x the baseline's")
+    ax.set_ylabel(QUALITY_AXES[quality])
+    ax.set_title("o solvers, s caches on EM, D caches on the best solver; "
+                 f"^ above {clip_factor:g}x the baseline", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     listing = "; ".join(f"{n} = {records[i]['policy']}" for n, i in enumerate(front, start=1))

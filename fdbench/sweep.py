@@ -15,6 +15,7 @@ point, resumable); ``sweep.png`` is the speed-vs-quality plot with the front mar
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,7 +25,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from fdbench.bench import BenchConfig, ResultStore, file_stem, held_out_data
+from fdbench.bench import (
+    NETWORK_OFF,
+    BenchConfig,
+    NetworkOff,
+    ResultStore,
+    file_stem,
+    judge_summary,
+    training_data,
+)
 from fdbench.cache import CacheConfig, CacheEngine, combine, make_policy, parse_policy
 from fdbench.cache.teacache_calibration import FILE_NAME as CALIBRATION_FILE
 from fdbench.checkpoint import load_checkpoint
@@ -111,12 +120,32 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def best_solver(records: list[dict[str, Any]], baseline_sw: float) -> dict[str, Any] | None:
-    """The uncached solver point with the fewest score evaluations whose SW is within
-    ``SW_TOLERANCE`` of the baseline's; if none is, the one with the best SW."""
+JUDGE = "discriminative_score"
+
+
+def _within_baseline_judge(record: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """The record's discriminative score is no worse than the baseline's by more than
+    2 SE of the difference (the judge cannot tell them apart)."""
+    ours, base = record["judges"], baseline["judges"]
+    se = math.hypot(ours.get(f"{JUDGE}_se") or 0.0, base.get(f"{JUDGE}_se") or 0.0)
+    return ours[JUDGE] <= base[JUDGE] + 2 * se
+
+
+def best_solver(records: list[dict[str, Any]], baseline_sw: float,
+                baseline: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The uncached solver point with the fewest score evaluations that is as good as the
+    baseline: by the discriminative score within 2 SE when ``baseline`` and the records
+    carry judges (the realism judge that can tell a model from network_off), else by SW
+    within ``SW_TOLERANCE`` of ``baseline_sw``; if none is, the best by that judge."""
     solvers = [r for r in records if r["family"] == "solver"]
     if not solvers:
         return None
+    if baseline is not None and baseline.get("judges") and all(r.get("judges")
+                                                               for r in solvers):
+        good = [r for r in solvers if _within_baseline_judge(r, baseline)]
+        if good:
+            return min(good, key=lambda r: (r["evaluations"], r["judges"][JUDGE]))
+        return min(solvers, key=lambda r: r["judges"][JUDGE])
     good = [r for r in solvers if r["sw_time"]["value"] <= (1 + SW_TOLERANCE) * baseline_sw]
     if good:
         return min(good, key=lambda r: (r["evaluations"], r["sw_time"]["value"]))
@@ -133,15 +162,18 @@ class Sweeper:
         self.checkpoint = Path(checkpoint)
         self.baseline = baseline
         self.rebase_every, self.progress = rebase_every, progress
-        self.reference = held_out_data(model)
+        self.split = training_data(model)
+        self.reference = self.split.test
         self.full_flops = matmul_total(forward_flops(model.network.config, config.num_samples))
         self.baseline_seconds: list[float] = []
         self.since_rebase = 0
 
     def sample(self, point: SweepPoint) -> tuple[torch.Tensor, float, dict[str, Any]]:
         """Samples, wall seconds and cache summary of one run of ``point``."""
-        engine = None
-        if point.policy is not None:
+        engine: CacheEngine | NetworkOff | None = None
+        if point.policy == NETWORK_OFF:
+            engine = NetworkOff()
+        elif point.policy is not None:
             config = self.with_calibration(parse_policy(point.policy, self.model.n_steps))
             engine = CacheEngine(self.model.network, make_policy(config))
         solver = point.solver_config()
@@ -152,7 +184,9 @@ class Sweeper:
                            progress=False)
         seconds = time.perf_counter() - started
         evaluations = solver.n_evaluations
-        if engine is None:
+        if isinstance(engine, NetworkOff):   # no network call at all
+            cache = {"flop_ratio": 0.0, "recompute_fraction": 0.0}
+        elif engine is None:
             cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0}
         else:
             cache = combine(engine.history)
@@ -214,7 +248,7 @@ class Sweeper:
             "n_steps": point.n_steps, "evaluations": point.solver_config().n_evaluations,
             "seconds": seconds, "baseline_seconds_before": before,
             "flop_ratio": cache["flops"] / baseline_flops,
-            "flop_speedup": baseline_flops / cache["flops"],
+            "flop_speedup": baseline_flops / cache["flops"] if cache["flops"] else None,
             "recompute_fraction": cache.get("recompute_fraction", 1.0),
             "sw_time": quality["sw_time"], "sw_freq": quality["sw_freq"],
             "marginal_w_time": quality["marginal_w_time"],
@@ -222,6 +256,9 @@ class Sweeper:
             "spectral_density_error": quality["spectral_density_error"],
             "paired": quality["paired"],
         }
+        if self.config.judge_repeats:
+            record.update(judge_summary(samples, self.split, self.config,
+                                        references=point.family == "baseline"))
         return record
 
     def finish(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -232,16 +269,19 @@ class Sweeper:
         baseline = before if after is None else (before + after) / 2
         record = {**record, "baseline_seconds_after": after, "baseline_seconds": baseline,
                   "wall_speedup": baseline / record["seconds"]}
-        record["wall_over_flop"] = record["wall_speedup"] / record["flop_speedup"]
+        record["wall_over_flop"] = (record["wall_speedup"] / record["flop_speedup"]
+                                    if record["flop_speedup"] else None)
         self.store.add(record)
         return record
 
 
 def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, *,
               points: list[SweepPoint] | None = None, composites: bool = True,
-              progress: bool = True,
+              control: bool = True, progress: bool = True,
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every point (resuming finished ones), then the caches on the best solver."""
+    """Measure every point (resuming finished ones) and, with ``control``, the
+    ``network_off`` control on the baseline sampler; then the caches on the best
+    solver."""
     torch.set_num_threads(config.threads)
     model = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
@@ -249,9 +289,11 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     baseline = next((p for p in points if p.family == "baseline"), BASELINE)
     if baseline not in points:
         points = [baseline, *points]
+    if control and not any(p.policy == NETWORK_OFF for p in points):
+        points = [*points, replace(baseline, family="control", policy=NETWORK_OFF)]
     for point in points:           # validate every spec before the long run starts
         point.solver_config()
-        if point.policy is not None:
+        if point.policy not in (None, NETWORK_OFF):
             parse_policy(point.policy, model.n_steps)
     settings = {"baseline": baseline.label, "num_samples": config.num_samples, "seed": config.seed,
                 "threads": config.threads, "n_directions": config.n_directions,
@@ -263,7 +305,7 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     if composites:
         records = [r for r in store.records if r["kind"] == "sweep"]
         baseline = next(r for r in records if r["family"] == "baseline")
-        best = best_solver(records, baseline["sw_time"]["value"])
+        best = best_solver(records, baseline["sw_time"]["value"], baseline)
         if best is not None:
             on = SweepPoint("cache+solver", best["solver"], best["grid"], best["n_steps"])
             if log is not None:
@@ -274,7 +316,7 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     records = [r for r in store.records if r["kind"] == "sweep"]
     from fdbench.plots import plot_pareto
 
-    plot_pareto(records, out_dir / "sweep.png")
+    plot_pareto([r for r in records if r["family"] != "control"], out_dir / "sweep.png")
     return records
 
 
@@ -285,22 +327,34 @@ def _run_all(sweeper: Sweeper, points: list[SweepPoint], progress: bool,
             continue
         record = sweeper.finish(sweeper.run(point))
         if log is not None:
+            judged = record.get("judges")
             log(f"{record['policy']}: wall {record['wall_speedup']:.2f}x, FLOPs "
-                f"{record['flop_speedup']:.2f}x, SW {record['sw_time']['value']:.4f}")
+                f"{_x(record['flop_speedup'])}, SW {record['sw_time']['value']:.4f}"
+                + (f", discriminative {judged[JUDGE]:.3f}" if judged else ""))
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def format_sweep_table(records: list[dict[str, Any]]) -> str:
-    """Markdown: one row per point, wall speedup beside its FLOP speedup and efficiency."""
+    """Markdown: one row per point, wall speedup beside its FLOP speedup and efficiency,
+    the discriminative score beside SW; the network_off control last."""
     lines = ["| point | family | NFE | wall speedup | FLOP speedup | wall/FLOP | SW time +- SE "
-             "| SW freq | paired error |", "|---|---|---|---|---|---|---|---|---|"]
-    order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3}
+             "| SW freq | discriminative | paired error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3, "control": 4}
     for r in sorted(records, key=lambda r: (order.get(r["family"], 9), r["solver"],
                                             r["n_steps"], r["policy"])):
         paired = r["paired"]["mean"] if r.get("paired") else None
         se = r["sw_time"]["se"]
+        judged = r.get("judges")
+        disc = "-" if not judged else f"{judged[JUDGE]:.3f}"
+        efficiency = r.get("wall_over_flop")
         lines.append(
             f"| {r['policy']} | {r['family']} | {r['evaluations']} | {r['wall_speedup']:.2f}x "
-            f"| {r['flop_speedup']:.2f}x | {r['wall_over_flop']:.2f} | "
-            f"{r['sw_time']['value']:.4f} +- {se if se is None else f'{se:.4f}'} | "
-            f"{r['sw_freq']['value']:.4f} | {'-' if paired is None else f'{paired:.4f}'} |")
+            f"| {_x(r['flop_speedup'])} | {'-' if efficiency is None else f'{efficiency:.2f}'}"
+            f" | {r['sw_time']['value']:.4f} +- {se if se is None else f'{se:.4f}'} | "
+            f"{r['sw_freq']['value']:.4f} | {disc} | "
+            f"{'-' if paired is None else f'{paired:.4f}'} |")
     return "\n".join(lines)

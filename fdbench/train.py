@@ -2,7 +2,8 @@
 
 One step: t ~ U(eps, 1), z ~ N(0, I), x_t = m(t) x_0 + s(t) Lambda z; the network's score
 is regressed onto -z / (s(t) Lambda), with per-sample weight 1 / sum_j (s(t) Lambda_j)^-2.
-AdamW, linear warm-up then cosine decay, gradient clipping, best-on-validation
+AdamW, linear warm-up then cosine decay, gradient clipping, an exponential moving average
+of the weights (the copy that is validated, checkpointed and sampled), best-on-validation
 checkpoint, and a resumable training state written atomically."""
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class TrainConfig:
     eval_every: int = 100
     val_repeats: int = 8           # passes over the validation set per evaluation
     seed: int = 0
+    # EMA of the weights (Song et al. 2021, App. D / Karras et al. 2022: sample with the
+    # averaged copy); 0 keeps the raw weights. Warm-up: decay_k = min(ema_decay,
+    # (1 + k) / (10 + k)), so early averages do not remember the random initialisation.
+    ema_decay: float = 0.999
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +63,7 @@ class TrainConfig:
             ("eval_every", self.eval_every >= 1, ">= 1"),
             ("val_repeats", self.val_repeats >= 1, ">= 1"),
             ("seed", self.seed >= 0, ">= 0"),
+            ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -116,6 +122,22 @@ def validation_loss(network: ScoreTransformer, x_val: Tensor, sde: SDE, lam: Ten
     return total / count
 
 
+def ema_decay_at(step: int, ema_decay: float) -> float:
+    """EMA decay after ``step`` optimiser steps, with the warm-up of ``TrainConfig``."""
+    return min(ema_decay, (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: ScoreTransformer, network: ScoreTransformer, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * network, parameters and float buffers."""
+    for averaged, current in zip(ema.state_dict().values(), network.state_dict().values(),
+                                 strict=True):
+        if averaged.is_floating_point():
+            averaged.lerp_(current, 1.0 - decay)
+        else:
+            averaged.copy_(current)
+
+
 def _split_validation(x: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(fraction * x.shape[0]))
@@ -161,6 +183,10 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
     lam = chart_lambda(model_config.n_steps) if model_config.frequency_domain else None
 
     network = build_model(model_config, seed=train_config.seed)
+    ema = build_model(model_config, seed=train_config.seed)  # same init as ``network``
+    ema.load_state_dict(network.state_dict())
+    ema.eval()
+    selected = ema if train_config.ema_decay > 0 else network
     optimizer = torch.optim.AdamW(network.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(
@@ -177,6 +203,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
                 raise ConfigError(f"cannot resume {out_dir}: it was started with a "
                                   "different model or training configuration")
             network.load_state_dict(saved["network"])
+            ema.load_state_dict(saved["ema"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             generator.set_state(saved["generator"])
@@ -198,10 +225,12 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
             torch.nn.utils.clip_grad_norm_(network.parameters(), train_config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if train_config.ema_decay > 0:
+                update_ema(ema, network, ema_decay_at(step, train_config.ema_decay))
             running.append(float(loss.detach()))
             done = step + 1
             if done % train_config.eval_every == 0 or done in (train_config.steps, end):
-                val = validation_loss(network, x_val, sde, lam, repeats=train_config.val_repeats,
+                val = validation_loss(selected, x_val, sde, lam, repeats=train_config.val_repeats,
                                       seed=train_config.seed + 1,
                                       batch_size=train_config.batch_size)
                 history["step"].append(done)
@@ -211,15 +240,17 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
                 bar.set_postfix(train=f"{history['train_loss'][-1]:.4g}", val=f"{val:.4g}")
                 if val < history["best_val_loss"]:
                     history["best_step"], history["best_val_loss"] = done, val
-                    network.eval()
-                    save_checkpoint(out_dir, ScoreModel(network, sde, standardiser, {
+                    selected.eval()
+                    save_checkpoint(out_dir, ScoreModel(selected, sde, standardiser, {
                         **(meta or {}), "data": data.name, "train": train_config.to_dict(),
+                        "weights": "ema" if selected is ema else "raw",
                         "best_step": done, "best_val_loss": val,
                         "n_train": int(x_train.shape[0]), "n_val": int(x_val.shape[0])}))
                     network.train()
                 _save_train_state(state_path, {
                     "config": {**train_config.to_dict(), **model_config.to_dict()},
-                    "network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                    "network": network.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                     "history": history, "step": done})

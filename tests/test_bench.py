@@ -8,7 +8,7 @@ from fdbench.bench import RESULTS_FILE, BenchConfig, format_table, run_bench
 from fdbench.errors import ConfigError
 
 SMALL = dict(policies=("e2crf", "fixed"), batch_sizes=(1, 3), n_steps=6, num_samples=4,
-             rounds=2, warmup_steps=2, n_directions=20, n_boot=5)
+             rounds=2, warmup_steps=2, n_directions=20, n_boot=5, judge_repeats=0)
 
 
 def test_bench_records_speed_quality_and_controls(sines_checkpoint, tmp_path) -> None:
@@ -28,6 +28,24 @@ def test_bench_records_speed_quality_and_controls(sines_checkpoint, tmp_path) ->
     assert trajectory["relative_error"][0] == 0.0   # step 0 is always computed in full
     table = format_table(records)
     assert "network_off (control)" in table and "| fixed | 3 |" in table
+
+
+def test_bench_quality_rows_carry_the_judges(sines_checkpoint, tmp_path) -> None:
+    """Every quality record (cached, control, uncached) has the realism judges; uncached
+    also real-vs-real and the dummy, the scale every row is read on."""
+    from fdbench.judges import JUDGE_KEYS
+
+    config = BenchConfig(**{**SMALL, "policies": ("fixed",), "batch_sizes": (2,),
+                            "num_samples": 12, "judge_repeats": 1})
+    records = run_bench(sines_checkpoint, tmp_path, config, progress=False)
+    quality = {r["policy"]: r["quality"] for r in records if r["kind"] == "quality"}
+    assert set(quality) == {"uncached", "fixed", "network_off"}
+    for q in quality.values():
+        assert set(JUDGE_KEYS) <= set(q["judges"]) and q["judges"]["n_samples"] == 12
+    assert quality["uncached"]["judges_dummy"]["discriminative_score"] >= 0.3
+    assert "judges_real_vs_real" in quality["uncached"]
+    with pytest.raises(ConfigError, match="judges"):
+        BenchConfig(num_samples=4)   # too few samples for the classifier's test part
 
 
 def test_bench_resumes_without_redoing_work(sines_checkpoint, tmp_path) -> None:

@@ -64,12 +64,16 @@ def test_train_then_sample_end_to_end(tmp_path, capsys) -> None:
 def test_run_writes_results_and_figure(tmp_path, ecg_shaped_checkpoint) -> None:
     runs = tmp_path / "runs"
     assert run_cli("run", "--name", "smoke", "--runs-dir", runs, "--checkpoint",
-                   ecg_shaped_checkpoint, "--num-samples", "6", "--steps", "3",
-                   "--batch-size", "4") == 0
+                   ecg_shaped_checkpoint, "--num-samples", "12", "--steps", "3",
+                   "--batch-size", "8", "--judge-repeats", "1") == 0
     results = json.loads((runs / "smoke" / "results.json").read_text())
     for key in ("generated", "real_vs_real", "dummy_mean_beat"):
         assert results["metrics"][key]["sw_time"]["mean"] > 0
-    assert np.load(runs / "smoke" / "samples.npy").shape == (6, 187, 1)
+    assert np.load(runs / "smoke" / "samples.npy").shape == (12, 187, 1)
+    assert np.load(runs / "smoke" / "samples_network_off.npy").shape == (12, 187, 1)
+    for key in ("generated", "cached", "network_off", "real_vs_real", "dummy"):
+        assert 0 <= results["judges"][key]["discriminative_score"] <= 0.5
+    assert results["model_fit"]["judge"] == "discriminative_score"
     assert (runs / "smoke" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in runs.iterdir()] == ["smoke"]  # no partial directory left
     html = (runs / "smoke" / "report" / "index.html").read_text()
@@ -156,3 +160,48 @@ def test_bench_with_an_unknown_policy_exits_2(tmp_path, capsys, ecg_shaped_check
                    "e2crf:tau_0=-1", "--out", tmp_path / "b") == 2
     assert "tau_0" in capsys.readouterr().err
     assert not (tmp_path / "b" / "results.jsonl").exists()
+
+
+def test_sample_with_a_cache_or_the_network_off_control(tmp_path, ecg_shaped_checkpoint) -> None:
+    """`sample --cache SPEC` saves cached and control samples under the same noise."""
+    paths = {spec: tmp_path / f"{spec.split(':')[0]}.npy"
+             for spec in ("uncached", "network_off", "fora:cache_interval=2")}
+    for spec, out in paths.items():
+        assert run_cli("sample", "--checkpoint", ecg_shaped_checkpoint, "--num-samples", "2",
+                       "--steps", "4", "--cache", spec, "--out", out) == 0
+    uncached, off, fora = (np.load(p) for p in paths.values())
+    assert uncached.shape == off.shape == fora.shape == (2, 187, 1)
+    assert not np.array_equal(uncached, off)       # the control really drops the network
+    assert not np.array_equal(uncached, fora)      # the cache really reuses
+
+
+def test_sample_refuses_a_bad_cache_or_output_before_sampling(tmp_path, capsys,
+                                                              ecg_shaped_checkpoint) -> None:
+    out = tmp_path / "s.npy"
+    assert run_cli("sample", "--checkpoint", ecg_shaped_checkpoint, "--num-samples", "2",
+                   "--cache", "teleport", "--out", out) == 2
+    assert "unknown cache policy" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert run_cli("sample", "--checkpoint", ecg_shaped_checkpoint, "--num-samples", "2",
+                   "--out", tmp_path / "afile" / "y.npy") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a directory" in err[0]
+    assert not out.exists()
+
+
+def test_sample_refuses_weights_that_give_nan(tmp_path, capsys, ecg_shaped_checkpoint) -> None:
+    """Weights overwritten with 0xFF (NaN floats) are refused at load, before sampling."""
+    broken = tmp_path / "nan"
+    broken.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (broken / name).write_bytes((ecg_shaped_checkpoint / name).read_bytes())
+    raw = bytearray((broken / "model.safetensors").read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 4000] = b"\xff" * 4000
+    (broken / "model.safetensors").write_bytes(bytes(raw))
+    out = tmp_path / "s.npy"
+    assert run_cli("sample", "--checkpoint", broken, "--num-samples", "2", "--steps", "3",
+                   "--out", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt" in err[0] and "non-finite" in err[0], err
+    assert not out.exists()

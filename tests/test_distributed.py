@@ -19,7 +19,8 @@ from fdbench.errors import ConfigError
 # 5 samples in batches of 2 over 2 ranks: shards of 4 and 1, so the gather handles
 # unequal sizes
 CONFIG = dict(policies=("e2crf",), batch_sizes=(2,), n_steps=6, num_samples=5,
-              sample_batch=2, rounds=1, warmup_steps=2, n_directions=10, n_boot=2)
+              sample_batch=2, rounds=1, warmup_steps=2, n_directions=10, n_boot=2,
+              judge_repeats=0)
 
 
 def _free_port() -> int:

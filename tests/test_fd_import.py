@@ -149,7 +149,8 @@ def test_cli_import_then_bench_uncached_and_e2crf(fdiff, tmp_path) -> None:
         assert (model.network(x, t) - original_forward(make_state_dict(), x, t)).abs().max() \
             <= 1e-5
     config = BenchConfig(policies=("e2crf",), batch_sizes=(2,), n_steps=5, num_samples=3,
-                         rounds=1, warmup_steps=2, n_directions=10, n_boot=2)
+                         rounds=1, warmup_steps=2, n_directions=10, n_boot=2,
+                         judge_repeats=0)
     records = run_bench(out, tmp_path / "bench", config, progress=False)
     timed = {r["policy"] for r in records if r["kind"] == "timing"}
     scored = {r["policy"] for r in records if r["kind"] == "quality"}

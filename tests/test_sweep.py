@@ -11,7 +11,7 @@ from fdbench.errors import ConfigError
 from fdbench.sweep import SWEEP_FILE, SweepPoint, best_solver, pareto_front, run_sweep
 
 BASE = SweepPoint("baseline", "em", "uniform", 8)
-SMALL = BenchConfig(num_samples=3, n_directions=20, n_boot=5, threads=1)
+SMALL = BenchConfig(num_samples=3, n_directions=20, n_boot=5, threads=1, judge_repeats=0)
 
 
 def _points() -> list[SweepPoint]:
@@ -24,7 +24,7 @@ def _points() -> list[SweepPoint]:
 
 def test_sweep_records_ratios_and_pairs(sines_checkpoint, tmp_path) -> None:
     records = run_sweep(sines_checkpoint, tmp_path, SMALL, points=_points(), composites=False,
-                        progress=False)
+                        control=False, progress=False)
     by_label = {r["policy"]: r for r in records}
     assert set(by_label) == {p.label for p in _points()}
     # FLOPs: uncached solvers cost their score evaluations (Heun: 2 per step, 1 on the last)
@@ -50,10 +50,10 @@ def test_sweep_resumes_and_adds_composites(sines_checkpoint, tmp_path, monkeypat
     monkeypatch.setattr(sweep, "CACHE_POINTS", {"fixed": ("fixed:R=1", "fixed:R=2",
                                                           "fixed:R=3")})
     run_sweep(sines_checkpoint, tmp_path, SMALL, points=_points()[:2], composites=False,
-              progress=False)
+              control=False, progress=False)
     first = (tmp_path / SWEEP_FILE).read_text()
     records = run_sweep(sines_checkpoint, tmp_path, SMALL, points=_points()[:2],
-                        composites=True, progress=False)
+                        composites=True, control=False, progress=False)
     assert (tmp_path / SWEEP_FILE).read_text().startswith(first)   # finished points kept
     composite = [r for r in records if r["family"] == "cache+solver"]
     assert [r["policy"] for r in composite] == ["fixed:R=2 @ dpmpp_2m/log_snr T=4"]
@@ -91,3 +91,34 @@ def test_cli_sweep_methods_match_the_sweep() -> None:
     from fdbench.sweep import CACHE_POINTS
 
     assert tuple(CACHE_POINTS) == _SWEEP_METHODS
+
+
+def test_sweep_carries_the_judges_and_the_network_off_control(sines_checkpoint,
+                                                              tmp_path) -> None:
+    config = BenchConfig(num_samples=12, n_directions=20, n_boot=5, threads=1,
+                         judge_repeats=1)
+    records = run_sweep(sines_checkpoint, tmp_path, config, points=_points()[:2],
+                        composites=False, progress=False)
+    by_family = {r["family"]: r for r in records}
+    assert set(by_family) == {"baseline", "solver", "control"}
+    control = by_family["control"]
+    assert control["policy"] == "network_off @ em/uniform T=8"
+    assert control["flop_ratio"] == 0.0 and control["paired"] is not None
+    for record in records:
+        assert 0 <= record["judges"]["discriminative_score"] <= 0.5
+    assert "judges_real_vs_real" in by_family["baseline"]
+    from fdbench.sweep import format_sweep_table
+
+    assert "| control |" in format_sweep_table(records)
+
+
+def test_best_solver_by_the_discriminative_score_when_judged() -> None:
+    def rec(n: int, disc: float, se: float = 0.01) -> dict:
+        return {"family": "solver", "evaluations": n, "sw_time": {"value": 0.1},
+                "judges": {"discriminative_score": disc, "discriminative_score_se": se}}
+    baseline = rec(1000, 0.10)
+    # SW says every solver matches; the judge keeps only those within 2 SE of the baseline
+    records = [rec(3, 0.45), rec(10, 0.20), rec(20, 0.12), rec(50, 0.11)]
+    assert best_solver(records, 0.1, baseline)["evaluations"] == 20
+    assert best_solver(records[:2], 0.1, baseline)["evaluations"] == 10   # none: the best
+    assert best_solver(records, 0.1)["evaluations"] == 3                  # SW rule

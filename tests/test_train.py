@@ -151,3 +151,41 @@ def test_missing_checkpoint_is_reported(tmp_path) -> None:
         load_checkpoint(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="config.json"):
         load_checkpoint(tmp_path)
+
+
+def test_ema_update_is_a_convex_combination() -> None:
+    from fdbench.train import ema_decay_at, update_ema
+
+    config = ModelConfig.from_preset("tiny", 9, 1)
+    ema, network = build_model(config, seed=0), build_model(config, seed=1)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    update_ema(ema, network, 0.75)
+    for name, value in ema.state_dict().items():
+        expected = 0.75 * before[name] + 0.25 * network.state_dict()[name]
+        assert torch.allclose(value, expected, atol=1e-7), name
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)   # warm-up: forget the init early
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_checkpoint_holds_the_ema_weights(tiny_split, tmp_path) -> None:
+    """The saved (and so sampled) weights are the EMA copy, not the raw network."""
+    train(tiny_config(tiny_split), TrainConfig(steps=30, **{**TINY, "eval_every": 30}),
+          tiny_split, tmp_path, sde=VPSDE(), progress=False)
+    state = torch.load(tmp_path / TRAIN_STATE_FILE, weights_only=True)
+    model = load_checkpoint(tmp_path)
+    assert model.meta["weights"] == "ema"
+    differs = False
+    for name, value in model.network.state_dict().items():
+        assert torch.equal(value, state["ema"][name]), name
+        differs |= not torch.equal(value, state["network"][name])
+    assert differs  # the EMA copy is not the raw network
+
+
+def test_ema_off_saves_the_raw_weights(tiny_split, tmp_path) -> None:
+    train(tiny_config(tiny_split), TrainConfig(steps=10, ema_decay=0.0, **TINY), tiny_split,
+          tmp_path, sde=VPSDE(), progress=False)
+    state = torch.load(tmp_path / TRAIN_STATE_FILE, weights_only=True)
+    model = load_checkpoint(tmp_path)
+    assert model.meta["weights"] == "raw"
+    for name, value in model.network.state_dict().items():
+        assert torch.equal(value, state["network"][name]), name

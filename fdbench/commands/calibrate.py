@@ -3,18 +3,9 @@ save it (by default as teacache_calibration.json next to the checkpoint)."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from fdbench.argtypes import positive_int
 
 
 def _teacache(args: Any) -> int:
@@ -42,12 +33,12 @@ def register(commands: Any) -> None:
     teacache = methods.add_parser(
         "teacache", help="fit TeaCache's degree-4 input-change -> output-change polynomial")
     teacache.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    teacache.add_argument("--num-trajectories", type=_positive, default=8,
+    teacache.add_argument("--num-trajectories", type=positive_int, default=8,
                           help="uncached sampling trajectories to fit on (default 8)")
-    teacache.add_argument("--steps", type=_positive, default=100,
+    teacache.add_argument("--steps", type=positive_int, default=100,
                           help="reverse-SDE steps per trajectory (default 100)")
     teacache.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    teacache.add_argument("--batch-size", type=_positive, default=64)
+    teacache.add_argument("--batch-size", type=positive_int, default=64)
     teacache.add_argument("--out", default=None,
                           help="output file (default CHECKPOINT/teacache_calibration.json)")
     teacache.set_defaults(handler=_teacache)

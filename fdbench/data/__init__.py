@@ -36,8 +36,9 @@ from fdbench.data.synthetic import AR2, GaussianBumps, PowerLawGaussian, sines
 from fdbench.errors import ConfigError, InputError
 
 __all__ = [
-    "DATASETS", "DATASET_INFO", "DatasetInfo", "MissingFileError", "SeriesSplit",
-    "Standardiser", "load_dataset", "load_series_file", "register_dataset", "validate_series",
+    "DATASETS", "DATASET_INFO", "EXACT_SAMPLERS", "DatasetInfo", "MissingFileError",
+    "SeriesSplit", "Standardiser", "fresh_samples", "load_dataset", "load_series_file",
+    "register_dataset", "validate_series",
 ]
 
 SINES_SEED = 20240207  # fixed: "sines" is a data set, the same for every run and seed
@@ -160,6 +161,43 @@ def _bumps_dataset() -> Tensor:
     """512 wrapped Gaussian bumps of width 4 steps at random positions: N=100, M=1."""
     return GaussianBumps(100, 4.0).sample(
         SINES_SAMPLES, generator=torch.Generator().manual_seed(SINES_SEED + 3))
+
+
+SINES_LARGE_SAMPLES = 4096
+
+#: Synthetic families whose generating process is known exactly: name -> (n, generator) ->
+#: fresh series of the family. Judges can score a model against new true samples
+#: (``fresh_samples``), not only against a finite held-out split.
+EXACT_SAMPLERS: dict[str, Callable[[int, torch.Generator], Tensor]] = {
+    "sines": lambda n, g: sines(n, 100, 1, generator=g),
+    "sines-large": lambda n, g: sines(n, 100, 1, generator=g),
+    "powerlaw": lambda n, g: PowerLawGaussian(100, 2.0).sample(n, generator=g),
+    "ar2": lambda n, g: AR2(100, 0.9, 0.1).sample(n, generator=g),
+    "bumps": lambda n, g: GaussianBumps(100, 4.0).sample(n, generator=g),
+}
+# fresh draws use generators far from the fixed seeds above, so they never repeat a stored
+# series of the registered set
+_FRESH_SEED_OFFSET = 10**9
+
+
+@register_dataset("sines-large", _SYNTHETIC)
+def _sines_large_dataset() -> Tensor:
+    """4096 sums of 3 random sinusoids (fixed seed; exact sampler): N=100, M=1."""
+    generator = torch.Generator().manual_seed(SINES_SEED + 4)
+    return sines(SINES_LARGE_SAMPLES, 100, 1, generator=generator)
+
+
+def fresh_samples(name: str, n_samples: int, *, seed: int = 0) -> Tensor:
+    """``n_samples`` new series of the synthetic family ``name`` from its exact sampler
+    (the registered set's generating process with a generator of its own), float32
+    (n, N, M). Raises ConfigError for a set without an exact sampler."""
+    if name not in EXACT_SAMPLERS:
+        raise ConfigError(f"data set {name!r} has no exact sampler; those that have: "
+                          f"{sorted(EXACT_SAMPLERS)}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ConfigError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    generator = torch.Generator().manual_seed(_FRESH_SEED_OFFSET + seed)
+    return EXACT_SAMPLERS[name](n_samples, generator).to(torch.float32).contiguous()
 
 
 @dataclass(frozen=True, eq=False)

@@ -173,19 +173,50 @@ def pareto(inputs: ReportInputs, path: Path) -> str:
     return "FLOP speedup against quality; the red line joins the non-dominated points."
 
 
+def _sweep_records(inputs: ReportInputs) -> list[dict[str, Any]]:
+    records = [r for r in inputs.sweep if r.get("kind") == "sweep" and "family" in r
+               and r["family"] != "control" and number(r.get("wall_speedup"))]
+    if not records:
+        raise Skip("no solver x cache sweep records (fdbench bench --sweep)")
+    return records
+
+
 def sweep_pareto(inputs: ReportInputs, path: Path) -> str:
     """Wall-clock speedup over 1000-step EM against SW for every solver, cache and
     cache-on-solver point of ``fdbench bench --sweep``, the front joined."""
-    records = [r for r in inputs.sweep if r.get("kind") == "sweep" and "family" in r
-               and number(r.get("wall_speedup"))]
-    if not records:
-        raise Skip("no solver x cache sweep records (fdbench bench --sweep)")
     from fdbench.plots import plot_pareto
 
-    plot_pareto(records, path)
+    plot_pareto(_sweep_records(inputs), path)
     return ("Wall-clock speedup over reverse EM with T = 1000 (measured against re-timed "
             "baseline runs) against SW to held-out data; error bars are bootstrap SE; the "
             "dashed line is the baseline SW + 5 %.")
+
+
+def sweep_pareto_realism(inputs: ReportInputs, path: Path) -> str:
+    """The sweep's wall-clock speedup against the discriminative score (realism)."""
+    from fdbench.plots import plot_pareto
+
+    records = [r for r in _sweep_records(inputs) if r.get("judges")]
+    if not records:
+        raise Skip("the sweep records carry no judges (run it with --judge-repeats >= 1)")
+    plot_pareto(records, path, quality="discriminative")
+    return ("Realism: wall-clock speedup over reverse EM with T = 1000 against the "
+            "discriminative score to held-out data (0 = indistinguishable), +- SE over "
+            "repeats; below the dashed line the judge cannot tell a point from the baseline.")
+
+
+def sweep_pareto_fidelity(inputs: ReportInputs, path: Path) -> str:
+    """The sweep's caches: wall-clock speedup against the paired error (fidelity)."""
+    from fdbench.plots import plot_pareto
+
+    records = [r for r in _sweep_records(inputs) if (r.get("paired") or {}).get("mean")
+               is not None]
+    if not records:
+        raise Skip("no sweep record has a paired error (no cache points)")
+    plot_pareto(records, path, quality="paired")
+    return ("Fidelity: each cache's wall-clock speedup against its paired error to the "
+            "same solver uncached under the same noise (caches on EM T = 1000 and on the "
+            "best solver).")
 
 
 def _claim_series_with(inputs: ReportInputs, word: str) -> list[dict[str, Any]]:
@@ -386,6 +417,9 @@ FIGURES = (
     ("recompute.png", "Recompute fraction and event intensity", recompute_traces),
     ("pareto.png", "Speed vs quality", pareto),
     ("sweep_pareto.png", "Solvers and caches vs 1000-step EM (wall clock)", sweep_pareto),
+    ("sweep_realism.png", "Solvers and caches: realism (discriminative score)",
+     sweep_pareto_realism),
+    ("sweep_fidelity.png", "Caches: fidelity (paired error)", sweep_pareto_fidelity),
     ("paired_error.png", "Paired error and bound", paired_error),
     ("claims_bounds.png", "Claims: measured vs bound", claims_bounds),
     ("claims_series.png", "Claims: curves", claims_series),

@@ -16,6 +16,7 @@ import matplotlib
 
 from fdbench.errors import InputError
 from fdbench.report import figures, tables
+from fdbench.report.findings import findings
 from fdbench.report.inputs import ReportInputs, load_inputs
 
 
@@ -110,11 +111,25 @@ def _sections(inputs: ReportInputs, drawn: dict[str, tuple[str, str]]) -> list[S
 
     header = Section("Machine, threads, versions, seeds", "As recorded in each input file.",
                      [tables.header_table(inputs)])
+    found = findings(inputs)
+    summary = Section("Findings", "\n\n".join(found) if found else
+                      "No run, sweep or proofs_check results with judges in the inputs.")
     speed = Section("Speed", "Wall speedup is the median of interleaved rounds (1 / time "
                     "ratio); FLOP speedup from the counted network FLOPs; efficiency = wall "
                     "/ FLOP speedup.")
     add(speed, tables.speed_table(inputs), "No timing records in the inputs.")
     with_figures(speed, "recompute.png")
+    realism = Section("Realism judges", "Each sampler's samples against held-out data: "
+                      "discriminative score (|accuracy - 0.5| of a post-hoc classifier, "
+                      "TimeGAN; 0 = indistinguishable, 0.5 = told apart every time), "
+                      "predictive score (next-step MAE of a GRU trained on the samples, "
+                      "tested on real series), memorisation (nearest-training distance "
+                      "ratio; << 1 means copying), sliced / marginal Wasserstein, TSGBench's "
+                      "ACD and MDD. network_off is the sampler with the network's output "
+                      "set to zero: a finding counts only where the model is separated "
+                      "from it.")
+    add(realism, tables.realism_table(inputs), "No judge results in the inputs.")
+    realism.notes.extend(tables.model_fit_lines(inputs))
     quality = Section("Quality", "Sliced Wasserstein (mean over directions) to held-out data, "
                       "+- bootstrap SE; paired error = relative error to the uncached sample "
                       "drawn with the same noise.")
@@ -124,14 +139,14 @@ def _sections(inputs: ReportInputs, drawn: dict[str, tuple[str, str]]) -> list[S
                     "same samples and noise; wall speedup against 1000-step reverse EM re-timed "
                     "around it; NFE = score evaluations per sample.")
     add(sweep, tables.sweep_table(inputs), "No sweep records in the inputs.")
-    with_figures(sweep, "sweep_pareto.png")
+    with_figures(sweep, "sweep_realism.png", "sweep_fidelity.png", "sweep_pareto.png")
     claims = Section("Appendix claims (proofs_check)", "Verdicts computed by the checks "
                      "from measurements and a stated tolerance; tightness = measured / bound.")
     add(claims, tables.claims_table(inputs), "No proofs_check results in the inputs.")
     with_figures(claims, "claims_bounds.png", "claims_series.png")
     data = Section("Data and samples")
     with_figures(data, "localisation.png", "samples.png")
-    return [header, speed, quality, sweep, claims, data]
+    return [summary, header, speed, realism, quality, sweep, claims, data]
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
