@@ -29,7 +29,7 @@ from fdbench.distributed import Dist, resolve_device
 from fdbench.errors import ConfigError
 from fdbench.generate import generate
 from fdbench.io import atomic_save_npy, atomic_write_text
-from fdbench.judges import JUDGE_KEYS, MIN_SERIES, evaluate_samples
+from fdbench.judges import JUDGE_KEYS, MIN_SERIES, check_judge_sizes, evaluate_samples
 from fdbench.pipeline import ScoreModel
 from fdbench.quality import (
     paired_relative_error,
@@ -378,6 +378,9 @@ def run_bench(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     out_dir = Path(out_dir)
     for spec in config.policies:  # fail on a bad spec before any long work
         parse_policy(spec, model.n_steps)
+    if config.judge_repeats and job.is_main:   # and on data too small to judge
+        split = training_data(model)
+        check_judge_sizes(config.num_samples, len(split.test), len(split.train))
     settings = {**asdict(config), "checkpoint": str(Path(checkpoint).resolve()),
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "fdbench": __version__, "machine": platform.machine(),

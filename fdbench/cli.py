@@ -297,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep", action="store_true",
                        help="instead: the speed/quality sweep against reverse EM with --steps "
                             "steps: every solver at --sweep-steps, every cache method at three "
-                            "operating points, then each method on the best solver (the fewest "
-                            "evaluations within 5 %% of the baseline's SW); one batch of "
+                            "operating points and the network_off control, then each method "
+                            "on the best solver (the fewest evaluations whose discriminative "
+                            "score is within 2 SE of the baseline's); one batch of "
                             "--num-samples per point, baseline re-timed between points; "
                             "writes sweep.jsonl (resumable) and sweep.png")
     bench.add_argument("--sweep-steps", type=positive_int, nargs="+",

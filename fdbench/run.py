@@ -218,6 +218,9 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
         "n_train": int(train_set.shape[0]), "n_held_out": int(held_out.shape[0]),
         "checkpoint": str(checkpoint), "checkpoint_meta": model.meta,
         "settings": settings, "metrics": scores, "judges": judges,
+        "judge_settings": {"repeats": judge_repeats, "seed": seed,
+                           "held_out": int(held_out.shape[0]),
+                           "real_vs_real": "training beats scored as if generated"},
         "model_fit": separation(judges["generated"], judges["network_off"]),
         "cache_comparison": comparison,
         "seconds": {"model": trained_at - started, "sampling": sampled_at - trained_at},
@@ -246,6 +249,14 @@ def _pm(value: float, se: float | None) -> str:
     return f"{value:.3f}" if se is None else f"{value:.3f} +- {se:.3f}"
 
 
+def _fit_words(fit: dict[str, Any]) -> str:
+    if not fit["separated"]:
+        return "NOT separated: no quality finding on this model"
+    if fit["gap_se"] is None:
+        return "gap > 0 only (no SE with 1 repeat: not a test)"
+    return "the network matters (gap > 2 SE)"
+
+
 def summary_table(results: dict[str, Any]) -> str:
     """Plain-text tables of the headline numbers: realism judges, distances, the cache."""
     labels = (("generated (uncached)", "generated"), ("generated (E²-CRF)", "cached"),
@@ -267,8 +278,7 @@ def summary_table(results: dict[str, Any]) -> str:
     fit = results.get("model_fit")
     verdict = "" if fit is None else (
         f"\nnetwork vs network_off (discriminative): gap {_pm(fit['gap'], fit['gap_se'])}"
-        " -> " + ("the network matters (gap > 2 SE)" if fit["separated"]
-                                     else "NOT separated: no quality finding on this model"))
+        " -> " + _fit_words(fit))
     c = results["cache_comparison"]
     return (f"{table}{verdict}\nE²-CRF vs uncached ({c['threads']} threads, interleaved per "
             f"batch): wall speedup {c['wall_speedup']:.2f}x, FLOP speedup "

@@ -2,16 +2,19 @@
 
 Points (``default_points``): the baseline (reverse EM, T = 1000, uncached); each solver on
 its grid at T in ``SOLVER_STEPS``; each cache method at >= 3 operating points on the
-baseline sampler; and, once the solvers are measured, each method on top of the best
-solver (the fewest score evaluations whose SW is within 5 % of the baseline's; the best
-SW if none is). Per point: one sampling run of ``num_samples`` series in one batch, the
-same per-sample noise for all, timed; the baseline is re-timed every ``rebase_every``
-points and each point's wall ratio is taken against the mean of the baseline timings
-just before and after it (A B B B A ..., the drift of a shared machine cancels to first
-order). Beside it: the FLOP ratio (executed FLOPs, cache statistics), SW time and
-frequency +- bootstrap SE, marginal W, and the paired error against the uncached run of
-the same solver and noise where one exists. Records go to ``sweep.jsonl`` (one per
-point, resumable); ``sweep.png`` is the speed-vs-quality plot with the front marked."""
+baseline sampler; the ``network_off`` control on the baseline sampler; and, once the
+solvers are measured, each method on top of the best solver (``best_solver``: the fewest
+score evaluations whose discriminative score is within 2 SE of the baseline's and
+separated from the control; by SW within 5 % when no judges were run). Per point: one
+sampling run of ``num_samples`` series in one batch, the same per-sample noise for all,
+timed; the baseline is re-timed every ``rebase_every`` points and each point's wall
+ratio is taken against the mean of the baseline timings just before and after it
+(A B B B A ..., the drift of a shared machine cancels to first order). Beside it: the
+FLOP ratio (executed FLOPs, cache statistics), SW time and frequency +- bootstrap SE,
+marginal W, the realism judges (``judge_repeats``), and the paired error against the
+uncached run of the same solver and noise where one exists. Records go to
+``sweep.jsonl`` (one per point, resumable); ``sweep.png`` is the speed-vs-quality plot
+with the front marked."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from fdbench.checkpoint import load_checkpoint
 from fdbench.flops import forward_flops, matmul_total
 from fdbench.generate import generate
 from fdbench.io import atomic_save_npy
+from fdbench.judges import check_judge_sizes, separation
 from fdbench.pipeline import ScoreModel
 from fdbench.quality import quality_summary
 from fdbench.solvers import SolverConfig
@@ -71,7 +75,7 @@ SW_TOLERANCE = 0.05  # "within 5 % of 1000-step EM" (issue 6)
 class SweepPoint:
     """One way of sampling: a solver on a grid with T steps, optionally under a cache."""
 
-    family: str            # baseline | solver | cache | cache+solver
+    family: str            # baseline | solver | cache | cache+solver | control
     solver: str
     grid: str
     n_steps: int
@@ -132,17 +136,21 @@ def _within_baseline_judge(record: dict[str, Any], baseline: dict[str, Any]) -> 
 
 
 def best_solver(records: list[dict[str, Any]], baseline_sw: float,
-                baseline: dict[str, Any] | None = None) -> dict[str, Any] | None:
+                baseline: dict[str, Any] | None = None,
+                control: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The uncached solver point with the fewest score evaluations that is as good as the
     baseline: by the discriminative score within 2 SE when ``baseline`` and the records
-    carry judges (the realism judge that can tell a model from network_off), else by SW
-    within ``SW_TOLERANCE`` of ``baseline_sw``; if none is, the best by that judge."""
+    carry judges (the realism judge that can tell a model from network_off) and, given the
+    ``control`` record (network_off), separated from it; else by SW within
+    ``SW_TOLERANCE`` of ``baseline_sw``; if none is, the best by that judge."""
     solvers = [r for r in records if r["family"] == "solver"]
     if not solvers:
         return None
     if baseline is not None and baseline.get("judges") and all(r.get("judges")
                                                                for r in solvers):
-        good = [r for r in solvers if _within_baseline_judge(r, baseline)]
+        good = [r for r in solvers if _within_baseline_judge(r, baseline)
+                and (not control or not control.get("judges")
+                     or separation(r["judges"], control["judges"])["separated"])]
         if good:
             return min(good, key=lambda r: (r["evaluations"], r["judges"][JUDGE]))
         return min(solvers, key=lambda r: r["judges"][JUDGE])
@@ -164,6 +172,8 @@ class Sweeper:
         self.rebase_every, self.progress = rebase_every, progress
         self.split = training_data(model)
         self.reference = self.split.test
+        if config.judge_repeats:   # refused now, not after the baseline's run
+            check_judge_sizes(config.num_samples, len(self.split.test), len(self.split.train))
         self.full_flops = matmul_total(forward_flops(model.network.config, config.num_samples))
         self.baseline_seconds: list[float] = []
         self.since_rebase = 0
@@ -297,6 +307,7 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
             parse_policy(point.policy, model.n_steps)
     settings = {"baseline": baseline.label, "num_samples": config.num_samples, "seed": config.seed,
                 "threads": config.threads, "n_directions": config.n_directions,
+                "n_boot": config.n_boot, "judge_repeats": config.judge_repeats,
                 "checkpoint": str(Path(checkpoint).resolve())}
     store = ResultStore(out_dir / SWEEP_FILE, settings)
     sweeper = Sweeper(model, config, out_dir, store, checkpoint=Path(checkpoint),
@@ -305,7 +316,8 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
     if composites:
         records = [r for r in store.records if r["kind"] == "sweep"]
         baseline = next(r for r in records if r["family"] == "baseline")
-        best = best_solver(records, baseline["sw_time"]["value"], baseline)
+        control_record = next((r for r in records if r["family"] == "control"), None)
+        best = best_solver(records, baseline["sw_time"]["value"], baseline, control_record)
         if best is not None:
             on = SweepPoint("cache+solver", best["solver"], best["grid"], best["n_steps"])
             if log is not None:
@@ -349,7 +361,9 @@ def format_sweep_table(records: list[dict[str, Any]]) -> str:
         paired = r["paired"]["mean"] if r.get("paired") else None
         se = r["sw_time"]["se"]
         judged = r.get("judges")
-        disc = "-" if not judged else f"{judged[JUDGE]:.3f}"
+        disc_se = (judged or {}).get(f"{JUDGE}_se")
+        disc = "-" if not judged else (f"{judged[JUDGE]:.3f}"
+                                       + ("" if disc_se is None else f" +- {disc_se:.3f}"))
         efficiency = r.get("wall_over_flop")
         lines.append(
             f"| {r['policy']} | {r['family']} | {r['evaluations']} | {r['wall_speedup']:.2f}x "

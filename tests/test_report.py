@@ -140,6 +140,8 @@ def test_findings_and_realism_are_computed_from_the_inputs(report, tmp_path) -> 
     assert markdown.index("## Findings") < markdown.index("## Speed")
     assert "NOT separated" in markdown and "| fdbench run | network_off |" in markdown
     assert "real vs real (floor)" in markdown
+    # the sweep is judged on its own baseline and network_off record
+    assert "Sweep baseline 0.500 vs its network_off 0.500" in markdown
     run = json.loads((FIXTURES / "run" / "results.json").read_text())
     run["judges"]["generated"]["discriminative_score"] = 0.05
     run["model_fit"] = {**run["model_fit"], "model": 0.05, "gap": 0.45, "separated": True}

@@ -39,6 +39,7 @@ from fdbench.judges.validate import check_positive_int, check_series, check_seri
 
 __all__ = [
     "JUDGE_KEYS", "MIN_SERIES", "JudgeResult", "autocorrelation_difference",
+    "check_judge_sizes",
     "check_series", "check_series_pair", "discriminative_score", "dummy_mean_series",
     "evaluate_samples", "kurtosis_difference", "marginal_distribution_difference",
     "marginal_wasserstein_time", "memorisation_ratio", "nearest_distances",
@@ -64,6 +65,17 @@ def dummy_mean_series(train: Tensor, n: int, *, seed: int = 0) -> Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn((n, *x.shape[1:]), generator=gen, dtype=torch.float64)
     return x.mean(dim=0, keepdim=True) + DUMMY_NOISE * x.std(dim=(0, 1)) * noise
+
+
+def check_judge_sizes(n_samples: int, n_held_out: int, n_train: int) -> None:
+    """Raise :class:`InputError` unless :func:`evaluate_samples` can run on sets of these
+    sizes (callers with long sampling ahead check before they start)."""
+    for what, count in (("samples", n_samples), ("held-out series", n_held_out)):
+        if count < MIN_SERIES:
+            raise InputError(f"the judges need at least {MIN_SERIES} {what}, got {count}")
+    if min(n_samples, n_train - math.ceil(n_train / 4)) < MIN_SERIES:
+        raise InputError(f"train has {n_train} series; the real-vs-real reference needs "
+                         f"at least {MIN_SERIES + math.ceil(MIN_SERIES / 3)}")
 
 
 def _row(generated: Tensor, held_out: Tensor, bank: Tensor, *, seed: int,
@@ -118,10 +130,8 @@ def evaluate_samples(samples: object, *, held_out: object, train: object, seed: 
                          f"{tuple(tr.shape[1:])} and {tuple(ho.shape[1:])}")
     repeats = check_positive_int(repeats, "repeats")
     n_train = tr.shape[0]
+    check_judge_sizes(gen.shape[0], ho.shape[0], n_train)
     n_ref = min(gen.shape[0], n_train - math.ceil(n_train / 4))
-    if n_ref < MIN_SERIES:
-        raise InputError(f"train has {n_train} series; the real-vs-real reference needs "
-                         f"at least {MIN_SERIES + math.ceil(MIN_SERIES / 3)}")
     order = torch.randperm(n_train, generator=torch.Generator().manual_seed(int(seed)))
     ref, bank = tr[order[:n_ref]], tr[order[n_ref:]]
 

@@ -202,7 +202,8 @@ def sweep_pareto_realism(inputs: ReportInputs, path: Path) -> str:
     plot_pareto(records, path, quality="discriminative")
     return ("Realism: wall-clock speedup over reverse EM with T = 1000 against the "
             "discriminative score to held-out data (0 = indistinguishable), +- SE over "
-            "repeats; below the dashed line the judge cannot tell a point from the baseline.")
+            "repeats; dashed: the baseline's score + 2 of its SE (a point is counted as "
+            "matching the baseline within 2 SE of the difference).")
 
 
 def sweep_pareto_fidelity(inputs: ReportInputs, path: Path) -> str:

@@ -6,11 +6,16 @@ records, and a statement whose evidence is missing is left out. The rules:
 * **model fit** — does the discriminative score separate the model from ``network_off``
   by more than 2 SE of the gap (``fdbench.judges.separation``)? If not, every other
   finding is flagged as not evidence;
+* **sweep fit** — the same test on the sweep's own baseline and ``network_off`` record
+  (a sweep of another checkpoint than the run's is judged on its own); without a control
+  record, or not separated, the sweep's findings are flagged as not evidence;
 * **fast solvers** — the fewest score evaluations whose discriminative score is within
-  2 SE of 1000-step EM's (``fdbench.sweep.best_solver``), and SW beside it;
+  2 SE of 1000-step EM's and separated from the control (``fdbench.sweep.best_solver``),
+  and SW beside it. "Within 2 SE" means only that the judge found no difference;
 * **caches** — per method, its fastest sweep point (wall clock) that the judge cannot
-  tell from the baseline; E²-CRF's place among them; caches on top of the best solver
-  against that solver alone;
+  tell from the baseline (and that is separated from the control); E²-CRF's place among
+  them; caches on top of the best solver: at the baseline's quality, faster than that
+  solver alone?
 * **claims** — which appendix claims hold, are violated or vacuous.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from fdbench.judges import separation
 from fdbench.report.inputs import ReportInputs
 from fdbench.report.tables import fmt, number
 
@@ -32,13 +38,20 @@ def _disc(judges: dict[str, Any] | None) -> str:
     return fmt(judges.get(JUDGE), ".3f") + ("" if se is None else f" +- {fmt(se, '.3f')}")
 
 
-def _indistinguishable(record: dict[str, Any], baseline: dict[str, Any]) -> bool:
+def _indistinguishable(record: dict[str, Any], baseline: dict[str, Any],
+                       control: dict[str, Any] | None = None) -> bool:
+    """The judge finds no difference from the baseline (within 2 SE) and, given the
+    control, the record is separated from it."""
     ours, base = record.get("judges") or {}, baseline.get("judges") or {}
     if number(ours.get(JUDGE)) is None or number(base.get(JUDGE)) is None:
         return False
     se = math.hypot(number(ours.get(f"{JUDGE}_se")) or 0.0,
                     number(base.get(f"{JUDGE}_se")) or 0.0)
-    return ours[JUDGE] <= base[JUDGE] + 2 * se
+    if ours[JUDGE] > base[JUDGE] + 2 * se:
+        return False
+    if control and control.get("judges"):
+        return separation(ours, control["judges"])["separated"]
+    return True
 
 
 def _model_fit(inputs: ReportInputs) -> tuple[list[str], bool]:
@@ -79,13 +92,22 @@ def _sweep(inputs: ReportInputs) -> list[str]:
     baseline = next((r for r in records if r["family"] == "baseline"), None)
     if baseline is None or not baseline.get("judges"):
         return []
-    from fdbench.sweep import best_solver
+    from fdbench.sweep import best_solver  # the sweep's own rule, not a copy
 
-    lines = []
+    control = next((r for r in records if r["family"] == "control"), None)
+    if control is None or not control.get("judges"):
+        lines = ["*(The sweep has no network_off record with judges: its findings are not "
+                 "evidence.)*"]
+    else:
+        fit = separation(baseline["judges"], control["judges"])
+        lines = [] if fit["separated"] and fit["gap_se"] is not None else [
+            f"*(Sweep baseline {_disc(baseline['judges'])} vs its network_off "
+            f"{_disc(control['judges'])}: not separated by 2 SE, so its findings are not "
+            "evidence.)*"]
     base_sw = number((baseline.get("sw_time") or {}).get("value"))
-    best = best_solver(records, base_sw or 0.0, baseline)
+    best = best_solver(records, base_sw or 0.0, baseline, control)
     if best is not None:
-        matches = _indistinguishable(best, baseline)
+        matches = _indistinguishable(best, baseline, control)
         lines.append(
             f"**Fewer solver steps.** {best['policy']} ({best['evaluations']} score "
             f"evaluations, {fmt(best.get('wall_speedup'), '.1f')}x wall) "
@@ -95,7 +117,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
             f" vs {fmt(base_sw, '.4f')}.")
     per_method: dict[str, dict[str, Any]] = {}
     for r in records:
-        if r["family"] == "cache" and _indistinguishable(r, baseline):
+        if r["family"] == "cache" and _indistinguishable(r, baseline, control):
             method = str(r.get("method"))
             if number(r.get("wall_speedup")) and (
                     method not in per_method
@@ -117,7 +139,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
                          "quality.")
     composites = [r for r in records if r["family"] == "cache+solver"]
     if best is not None and composites:
-        better = [r for r in composites if _indistinguishable(r, baseline)
+        better = [r for r in composites if _indistinguishable(r, baseline, control)
                   and number(r.get("wall_speedup")) and r["wall_speedup"] > best["wall_speedup"]]
         lines.append(
             f"**Caches on top of {best['policy']}:** "

@@ -164,7 +164,9 @@ def model_fit_lines(inputs: ReportInputs) -> list[str]:
         gap = fmt(fit.get("gap"), ".3f") + ("" if se is None else f" +- {fmt(se, '.3f')}")
         lines.append(f"Discriminative score: model {fmt(fit.get('model'), '.3f')}, "
                      f"network_off {fmt(fit.get('network_off'), '.3f')}, gap {gap}: "
-                     + ("**the network matters** (gap > 2 SE)." if fit.get("separated") else
+                     + (("**the network matters** (gap > 2 SE)." if se is not None else
+                         "gap > 0 only (no SE with 1 repeat: not a test).")
+                        if fit.get("separated") else
                         "**not separated from network_off**: no quality finding on this "
                         "model counts."))
     return lines
