@@ -1,7 +1,7 @@
 """Import of FourierDiffusion (Crabbé et al. 2024) PyTorch Lightning checkpoints into a
 ``chart``-layout (frequency model) or ``time``-layout ``ScoreTransformer``.
 
-Layout: ../shared/docs/FD_CHECKPOINT.md. The ``.ckpt`` holds a pickled
+Layout: docs/FD_CHECKPOINT.md. The ``.ckpt`` holds a pickled
 ``fdiff.schedulers.sde.VPScheduler``/``VEScheduler`` in ``hyper_parameters``, so reading it
 runs pickle: :class:`RestrictedUnpickler` resolves only the globals a Lightning
 checkpoint of that code needs (torch's tensor rebuilders, dtypes, OrderedDict) and maps

@@ -127,12 +127,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 JUDGE = "discriminative_score"
 
 
-def _within_baseline_judge(record: dict[str, Any], baseline: dict[str, Any]) -> bool:
+def matches_baseline(record: dict[str, Any], baseline: dict[str, Any],
+                     control: dict[str, Any] | None = None) -> bool:
     """The record's discriminative score is no worse than the baseline's by more than
-    2 SE of the difference (the judge cannot tell them apart)."""
-    ours, base = record["judges"], baseline["judges"]
+    2 SE of the difference (the judge finds no difference) and, given the ``control``
+    record (network_off) with judges, the record is separated from it. False for a
+    record or baseline without judges."""
+    ours, base = record.get("judges") or {}, baseline.get("judges") or {}
+    if ours.get(JUDGE) is None or base.get(JUDGE) is None:
+        return False
     se = math.hypot(ours.get(f"{JUDGE}_se") or 0.0, base.get(f"{JUDGE}_se") or 0.0)
-    return ours[JUDGE] <= base[JUDGE] + 2 * se
+    if ours[JUDGE] > base[JUDGE] + 2 * se:
+        return False
+    if control and control.get("judges"):
+        return separation(ours, control["judges"])["separated"]
+    return True
 
 
 def best_solver(records: list[dict[str, Any]], baseline_sw: float,
@@ -148,9 +157,7 @@ def best_solver(records: list[dict[str, Any]], baseline_sw: float,
         return None
     if baseline is not None and baseline.get("judges") and all(r.get("judges")
                                                                for r in solvers):
-        good = [r for r in solvers if _within_baseline_judge(r, baseline)
-                and (not control or not control.get("judges")
-                     or separation(r["judges"], control["judges"])["separated"])]
+        good = [r for r in solvers if matches_baseline(r, baseline, control)]
         if good:
             return min(good, key=lambda r: (r["evaluations"], r["judges"][JUDGE]))
         return min(solvers, key=lambda r: r["judges"][JUDGE])

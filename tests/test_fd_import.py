@@ -1,5 +1,5 @@
 """FourierDiffusion checkpoint import: a checkpoint built here in the documented layout
-(../shared/docs/FD_CHECKPOINT.md) must give the outputs of a plain re-implementation of
+(docs/FD_CHECKPOINT.md) must give the outputs of a plain re-implementation of
 the original forward (nn.TransformerEncoder with the same weights); bad files fail
 clearly and unknown pickled classes are never run."""
 

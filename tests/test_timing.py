@@ -14,7 +14,8 @@ from fdbench.timing import ratio_summary, time_call
 def test_time_call_measures_the_call_on_cpu() -> None:
     calls = []
     seconds = time_call(lambda: (calls.append(1), time.sleep(0.02)), "cpu")
-    assert calls == [1] and 0.02 <= seconds < 1.0
+    # a lower bound only: sleep guarantees it, while an upper bound fails on a busy machine
+    assert calls == [1] and seconds >= 0.02
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -21,7 +21,6 @@ records, and a statement whose evidence is missing is left out. The rules:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fdbench.judges import separation
@@ -36,22 +35,6 @@ def _disc(judges: dict[str, Any] | None) -> str:
         return "n/a"
     se = judges.get(f"{JUDGE}_se")
     return fmt(judges.get(JUDGE), ".3f") + ("" if se is None else f" +- {fmt(se, '.3f')}")
-
-
-def _indistinguishable(record: dict[str, Any], baseline: dict[str, Any],
-                       control: dict[str, Any] | None = None) -> bool:
-    """The judge finds no difference from the baseline (within 2 SE) and, given the
-    control, the record is separated from it."""
-    ours, base = record.get("judges") or {}, baseline.get("judges") or {}
-    if number(ours.get(JUDGE)) is None or number(base.get(JUDGE)) is None:
-        return False
-    se = math.hypot(number(ours.get(f"{JUDGE}_se")) or 0.0,
-                    number(base.get(f"{JUDGE}_se")) or 0.0)
-    if ours[JUDGE] > base[JUDGE] + 2 * se:
-        return False
-    if control and control.get("judges"):
-        return separation(ours, control["judges"])["separated"]
-    return True
 
 
 def _model_fit(inputs: ReportInputs) -> tuple[list[str], bool]:
@@ -92,7 +75,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
     baseline = next((r for r in records if r["family"] == "baseline"), None)
     if baseline is None or not baseline.get("judges"):
         return []
-    from fdbench.sweep import best_solver  # the sweep's own rule, not a copy
+    from fdbench.sweep import best_solver, matches_baseline  # the sweep's own rules
 
     control = next((r for r in records if r["family"] == "control"), None)
     if control is None or not control.get("judges"):
@@ -107,7 +90,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
     base_sw = number((baseline.get("sw_time") or {}).get("value"))
     best = best_solver(records, base_sw or 0.0, baseline, control)
     if best is not None:
-        matches = _indistinguishable(best, baseline, control)
+        matches = matches_baseline(best, baseline, control)
         lines.append(
             f"**Fewer solver steps.** {best['policy']} ({best['evaluations']} score "
             f"evaluations, {fmt(best.get('wall_speedup'), '.1f')}x wall) "
@@ -117,7 +100,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
             f" vs {fmt(base_sw, '.4f')}.")
     per_method: dict[str, dict[str, Any]] = {}
     for r in records:
-        if r["family"] == "cache" and _indistinguishable(r, baseline, control):
+        if r["family"] == "cache" and matches_baseline(r, baseline, control):
             method = str(r.get("method"))
             if number(r.get("wall_speedup")) and (
                     method not in per_method
@@ -139,7 +122,7 @@ def _sweep(inputs: ReportInputs) -> list[str]:
                          "quality.")
     composites = [r for r in records if r["family"] == "cache+solver"]
     if best is not None and composites:
-        better = [r for r in composites if _indistinguishable(r, baseline, control)
+        better = [r for r in composites if matches_baseline(r, baseline, control)
                   and number(r.get("wall_speedup")) and r["wall_speedup"] > best["wall_speedup"]]
         lines.append(
             f"**Caches on top of {best['policy']}:** "
