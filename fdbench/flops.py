@@ -43,7 +43,8 @@ def forward_flops(config: ModelConfig, batch: int, *, mode: str = "subset",
     m = n if computed is None else computed
     if not 0 <= m <= n:
         raise ConfigError(f"computed tokens must be in [0, {n}], got {m}")
-    shares = {"subset": (m, m, m), "literal": (n, m, m), "kv_only": (n, m, n)}
+    shares = {"subset": (m, m, m), "literal": (n, m, m), "kv_only": (n, m, n),
+              "literal_kv": (n, n, m)}
     if mode not in shares:
         raise ConfigError(f"mode must be one of {sorted(shares)}, got {mode!r}")
     rows, kv, ffn = shares[mode]

@@ -3,7 +3,7 @@ in the time domain and in the frequency (chart) domain.
 
 Definitions follow the base paper's evaluation (Crabbé et al. 2024, "Time Series
 Diffusion in the Frequency Domain", ICML, Sec. 5; the FourierDiffusion metrics code;
-METHOD.md §1 "Metrics"): a series (N, M) is flattened to a vector in R^(N*M), each set is
+docs/METHOD.md §1 "Metrics"): a series (N, M) is flattened to a vector in R^(N*M), each set is
 seen as a uniform empirical measure, and the reported number is the **mean over
 directions of the per-direction 1-D W2** (plus the max). POT's
 ``ot.sliced_wasserstein_distance`` instead returns ``sqrt(mean_l W2_l^2)``, the

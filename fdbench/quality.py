@@ -1,11 +1,12 @@
 """Quality of cached sampling against the uncached sampler (E²-CRF issue, item 5).
 
-Two kinds of comparison (BASELINES.md: "quality (SW, marginal W, spectral error, paired
-error to the uncached trajectory)"):
+Two kinds of comparison (docs/BASELINES.md: every method is reported with SW, marginal W,
+spectral error and the paired error to the uncached trajectory):
 
-* **paired** — cached and uncached runs share the prior draw and every step's noise
-  (STYLE.md item 4), so sample b of one run is the counterpart of sample b of the other
-  and their distance is a direct error of the cache: ``paired_relative_error``,
+* **paired** — cached and uncached runs share the prior draw and every step's noise (one
+  generator per sample, ``fdbench.randomness``, as EDM's per-sample generators and
+  k-diffusion's ``noise_sampler``), so sample b of one run is the counterpart of sample b
+  of the other and their distance is a direct error of the cache: ``paired_relative_error``,
   ``trajectory_relative_error``, ``summarise_paired``;
 * **distributional** — generated samples against held-out reference series: sliced and
   marginal Wasserstein-2 (``fdbench.metrics``) with bootstrap standard errors

@@ -100,7 +100,7 @@ def reverse_euler_maruyama(score_fn: ScoreFn, x: Tensor, times: Tensor, sde: SDE
                            noise_free_last_step: bool = False,
                            callback: Callback | None = None,
                            progress: bool = False) -> Tensor:
-    """Reverse Euler–Maruyama (Song et al. 2021, eq. 6; METHOD.md §1).
+    """Reverse Euler–Maruyama (Song et al. 2021, eq. 6; docs/METHOD.md §1).
 
     For every t_i (T score calls), with dt_i = t_i - t_{i+1}:
         x <- x - dt_i [f(x, t_i) - g(t_i)^2 Lambda^2 s(x, t_i)] + g(t_i) sqrt(dt_i) Lambda z_i.

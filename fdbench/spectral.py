@@ -1,6 +1,6 @@
 """The unitary DFT chart, the complex-bin token view, Lambda and mirrored noise.
 
-Conventions (Crabbé et al. 2024, Sec. 3; METHOD.md §1). A series is a tensor
+Conventions (Crabbé et al. 2024, Sec. 3; docs/METHOD.md §1). A series is a tensor
 ``(..., N, M)``: N time steps, M channels, time on axis -2. With the unitary DFT
 ``c_k = N^-1/2 sum_t x_t exp(-2 pi i k t / N)`` (``torch.fft.rfft(norm="ortho")``):
 

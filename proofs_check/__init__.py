@@ -1,5 +1,5 @@
 """Executable checks of the E²-CRF paper's appendix claims (Liu et al. 2026, App. A;
-METHOD.md §3), one module per claim.
+docs/METHOD.md §3), one module per claim.
 
 Each module registers one :class:`~proofs_check.registry.Check`: a function of a
 :class:`~proofs_check.registry.Context` that measures the claim's quantities and returns a

@@ -14,8 +14,8 @@ from proofs_check.registry import ClaimResult, Context, run_checks
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m proofs_check")
     parser.description = (
-        "Decide every appendix claim of the E²-CRF paper (METHOD.md §3) with an executable "
-        "check: verdict (holds / violated / vacuous), key measured numbers, bound and "
+        "Decide every appendix claim of the E²-CRF paper (docs/METHOD.md §3) with an "
+        "executable check: verdict (holds / violated / vacuous), key measured numbers, bound and "
         "tightness (measured / bound). Verdicts are computed from measurements against a "
         "stated tolerance. Exit code 0 whatever the verdicts (a violated claim is a finding, "
         "not a failure); 2 on bad input.")

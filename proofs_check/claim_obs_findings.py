@@ -1,6 +1,6 @@
-"""The paper's stated observations (METHOD.md §3, last paragraph), measured on the recorded
-trajectories (E²-CRF at fdbench's operating point ``E2CRFConfig()``; the uncached run for
-the token dynamics) and on the data's spectrum. Each check takes ``planted``: a curve (or
+"""The paper's stated observations (docs/METHOD.md §3, "Observations"), measured on the
+recorded trajectories (E²-CRF at fdbench's operating point ``E2CRFConfig()``; the uncached
+run for the token dynamics) and on the data's spectrum. Each check takes ``planted``: a curve (or
 value) that replaces the measured one, so a test can confirm the decision flips.
 """
 

@@ -5,7 +5,7 @@ and is monic with integer coefficients), so an integer polynomial in omega is ze
 its remainder mod Phi_N is the zero polynomial. Complex conjugation is the automorphism
 x -> x^-1 = x^(N-1). Everything here uses python ints or numpy int64 (the coefficients
 stay small for the N we use), never floats and never ``sympy.simplify`` (which gives
-false negatives on these sums, TOOLING_NOTES.md "Symbolic checks").
+false negatives on these sums: docs/METHOD.md §3, "Symbolic checks").
 """
 
 from __future__ import annotations

@@ -294,3 +294,81 @@ def test_recompute_all_in_both_reuse_modes(config, mode) -> None:
         for i, out in enumerate(run_engine(engine, xs)):
             assert torch.allclose(out, net(xs[i], times(i)), atol=1e-5, rtol=1e-5)
     assert engine.mode == mode
+
+
+# --- the paper's readings (refresh, squared intensity, absolute delta, fresh K/V) ---
+
+
+@pytest.mark.parametrize("refresh,expected", [(True, [0, 4, 8, 11]), (False, [0, 11])])
+def test_refresh_reading_makes_every_R_th_step_a_full_step(refresh, expected) -> None:
+    """With ``refresh`` (the paper's reading of R) steps 0, R, 2R, ... and the last are
+    full recomputations that equal the uncached network; without it only the first and
+    the last are."""
+    net = network()
+    xs = trajectory()
+    config = E2CRFConfig(K=0, tau_0=100.0, R=4, random_probe_ratio=0.0, refresh=refresh)
+    engine = CacheEngine(net, make_policy(config))
+    outs = run_engine(engine, xs)
+    full = [record.index for record in engine.stats.records() if record.full]
+    assert full == expected
+    with torch.no_grad():
+        for i in expected:
+            assert torch.allclose(outs[i], net(xs[i], times(i)), atol=1e-5)
+        assert not torch.allclose(outs[5], net(xs[5], times(5)), atol=1e-3)
+
+
+def test_feedback_period_follows_the_reading_of_R() -> None:
+    assert E2CRFConfig(R=7).feedback_period == 7                  # R = feedback period
+    assert E2CRFConfig(R=7, refresh=True).feedback_period == 1    # every cached step
+    assert E2CRFConfig(R=7, refresh=True, feedback_every=3).feedback_period == 3
+    assert E2CRFConfig.paper_stated(187).refresh and E2CRFConfig.paper_best().refresh
+    paper = E2CRFConfig.paper_stated(187)
+    assert paper.square_intensity and paper.delta == "absolute" and paper.K == 18
+
+
+@settings(max_examples=30, deadline=None)
+@given(scale=st.floats(0.1, 10.0), seed=st.integers(0, 1000))
+def test_token_change_readings_scale_as_stated(scale, seed) -> None:
+    """E²-15's delta_k: the absolute reading scales with the tokens, the relative one
+    does not (up to its floor)."""
+    from fdbench.cache.e2crf import token_change
+
+    g = torch.Generator().manual_seed(seed)
+    now, then = torch.randn(2, 5, 2, generator=g, dtype=torch.float64).unbind(0)
+    for delta, power in (("absolute", 1), ("relative", 0)):
+        base = token_change(now, then, 1e-12, delta)
+        scaled = token_change(scale * now, scale * then, 1e-12, delta)
+        assert torch.allclose(scaled, scale ** power * base, rtol=1e-9)
+
+
+def test_event_intensity_is_squared_in_the_paper_reading() -> None:
+    from fdbench.cache.e2crf import event_intensity
+
+    now, then = torch.ones(2, 3, 4) * 1.5, torch.ones(2, 3, 4)
+    plain = event_intensity(now, then, 1e-6, squared=False)
+    assert torch.allclose(plain, torch.full((2,), 0.5), atol=1e-5)
+    assert torch.allclose(event_intensity(now, then, 1e-6, squared=True), plain.square())
+
+
+def test_kv_fresh_needs_literal_mode() -> None:
+    with pytest.raises(ConfigError, match="kv_fresh"):
+        E2CRFConfig(kv_fresh=True)
+    assert make_policy(E2CRFConfig(reuse_mode="literal", kv_fresh=True)).mode == "literal_kv"
+
+
+@pytest.mark.parametrize("kv_fresh", [True, False])
+def test_kv_fresh_gives_recomputed_tokens_their_exact_attention(kv_fresh) -> None:
+    """One layer, only the low band recomputed at step 1: with fresh K/V for every token
+    the recomputed bins' scores equal the uncached network's (their attention reads no
+    stale key); with reused K/V (the paper's literal reading) they do not."""
+    config = ModelConfig.from_preset("tiny", N, M, layout="bins", dropout=0.0, n_layers=1)
+    net = build_model(config, seed=1).eval()
+    xs = trajectory()
+    policy = E2CRFConfig(K=1, tau_0=1e6, random_probe_ratio=0.0, reuse_mode="literal",
+                         kv_fresh=kv_fresh, use_feedback=False)
+    engine = CacheEngine(net, make_policy(policy))
+    outs = run_engine(engine, xs[:3])
+    with torch.no_grad():
+        exact = engine.units_view(net(xs[1], times(1)))[:, :2]
+    got = engine.units_view(outs[1])[:, :2]
+    assert torch.allclose(got, exact, atol=1e-5) == kv_fresh

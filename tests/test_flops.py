@@ -42,7 +42,7 @@ def test_uncached_forward_matches_the_counter(layout) -> None:
     assert abs(counted - expected) <= 0.01 * expected
 
 
-@pytest.mark.parametrize("mode", ["subset", "literal", "kv_only"])
+@pytest.mark.parametrize("mode", ["subset", "literal", "kv_only", "literal_kv"])
 @pytest.mark.parametrize("computed", [0, 1, 5, 12, 16])
 def test_cached_forward_matches_the_counter(mode, computed) -> None:
     """One cached step under a plan of ``computed`` tokens: the analytic matmul FLOPs
@@ -65,8 +65,8 @@ def test_cached_forward_matches_the_counter(mode, computed) -> None:
 
 
 def test_ffn_dominates_the_paper_and_small_presets() -> None:
-    """METHOD.md: the 2048-wide FFN is ~86 % of a layer's FLOPs at N = 187 (paper); the
-    small preset keeps that regime (issue 2)."""
+    """docs/METHOD.md §1: the 2048-wide FFN is ~86 % of a layer's FLOPs at N = 187
+    (paper); the small preset keeps that regime (issue 2)."""
     for preset, layout in (("paper", "chart"), ("small", "bins")):
         flops = forward_flops(ModelConfig.from_preset(preset, 187, 1, layout=layout), 1)
         layer = flops["qkv"] + flops["attention"] + flops["out_proj"] + flops["ffn"]

@@ -1,6 +1,6 @@
 """Tests for fdbench.model: weight-for-weight equality with torch's TransformerEncoder, the
 fused attention against the spelled-out reference, token layouts, batch independence,
-seeded construction and config validation (METHOD.md §1 "Score network").
+seeded construction and config validation (docs/METHOD.md §1 "Score network").
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def test_build_model_is_seeded_and_leaves_global_rng_alone() -> None:
 
 def test_paper_preset_parameter_count() -> None:
     """The paper model (N = 187, M = 1, chart layout) has about 3.2 M parameters
-    (METHOD.md §1); the count also equals the architecture's formula:
+    (docs/METHOD.md §1); the count also equals the architecture's formula:
     embed (M+1)d + positions N d + time (d+1)d + L [in_proj 3d(d+1) + out_proj d(d+1) +
     FFN (d+1) d_ff + (d_ff+1) d + 2 LayerNorms 4d] + head (d+1) M."""
     config = ModelConfig.from_preset("paper", 187, 1, layout="chart")

@@ -1,5 +1,5 @@
 """Tests for fdbench.sde: VP/VE marginals against the SDE they come from, the mirrored
-forward marginal, the reverse drift with Lambda^2, and config validation (METHOD.md §1).
+forward marginal, the reverse drift with Lambda^2, and config validation (docs/METHOD.md §1).
 
 References are spelled out here from the formulas (Song et al. 2021, eqs. 9, 11, 29, 30;
 Crabbé et al. 2024, Prop. 3.1), never taken from the module under test. Exactness is

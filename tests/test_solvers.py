@@ -43,7 +43,7 @@ def test_uniform_times_is_the_base_grid() -> None:
 
 def test_em_step_matches_the_written_update() -> None:
     """One EM step is x + dt [beta/2 x + beta Lambda^2 s] + sqrt(beta dt) Lambda z
-    (METHOD.md §1), with the score evaluated at t_i."""
+    (docs/METHOD.md §1), with the score evaluated at t_i."""
     sde, n = VPSDE(), 7
     lam = chart_lambda(n, dtype=torch.float64)
     x = torch.randn(3, n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

@@ -1,5 +1,5 @@
 """Tests for fdbench.spectral: the unitary-DFT chart, the bins view, Lambda, mirrored noise,
-bin energies and the localisation curve (METHOD.md §1, §3 A.1/A.2/A.6).
+bin energies and the localisation curve (docs/METHOD.md §1, §3 A.1/A.2/A.6).
 
 Every property is checked against a spelled-out reference (numpy's FFT, an explicit DFT
 sum, an explicit Hermitian extension) in float64. Randomness comes from explicit

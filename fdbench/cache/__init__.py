@@ -38,6 +38,7 @@ POLICY_PRESETS: dict[str, Callable[[int], CacheConfig]] = {
     "naive_kv": lambda n: NaiveKVConfig(),
     "e2crf": lambda n: E2CRFConfig(),
     "e2crf_literal": lambda n: E2CRFConfig(reuse_mode="literal"),
+    "e2crf_literal_kv": lambda n: E2CRFConfig(reuse_mode="literal", kv_fresh=True),
     "e2crf_paper": lambda n: E2CRFConfig.paper_stated(n),
     "e2crf_best": lambda n: E2CRFConfig.paper_best(),
     "e2crf_public": lambda n: E2CRFConfig.public_code(),
@@ -45,7 +46,7 @@ POLICY_PRESETS: dict[str, Callable[[int], CacheConfig]] = {
     "e2crf_no_feedback": lambda n: E2CRFConfig().ablation("no_feedback"),
     "e2crf_no_energy": lambda n: E2CRFConfig().ablation("no_energy"),
     "e2crf_no_probe": lambda n: E2CRFConfig().ablation("no_probe"),
-    # peers (BASELINES.md); operating points by override, e.g. fora:cache_interval=2..5,
+    # peers (docs/BASELINES.md); operating points by override, e.g. fora:cache_interval=2..5,
     # teacache:rel_l1_thresh=0.1/0.3/0.6, fbcache:threshold=0.05/0.1/0.2
     "fora": lambda n: FORAConfig(),
     "fora_residual": lambda n: FORAConfig(reuse="residual"),

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from fdbench.errors import ConfigError
 
-MODES = ("subset", "literal", "kv_only")
+MODES = ("subset", "literal", "kv_only", "literal_kv")
 
 
 def check_fields(owner: str, checks: Sequence[tuple[str, bool, str]], values: Any) -> None:
@@ -117,7 +117,9 @@ class CachePolicy(ABC):
     def mode(self) -> str:
         """How cached units are reused: ``subset`` (cached tokens skip the whole layer),
         ``literal`` (all tokens get Q and attention rows; cached ones skip K/V and FFN),
-        ``kv_only`` (only the K/V projections of cached tokens are skipped)."""
+        ``kv_only`` (only the K/V projections of cached tokens are skipped),
+        ``literal_kv`` (``literal`` with fresh K/V for every token: only the FFN of cached
+        tokens is skipped)."""
         return getattr(self.config, "reuse_mode", "subset")
 
     def reset(self, batch: BatchInfo) -> None:

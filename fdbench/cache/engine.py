@@ -73,6 +73,7 @@ class CacheEngine:
         self.n_units = int(self.unit_of_token.max()) + 1
         self.units_are_tokens = self.n_units == self.config.n_tokens  # bins layout: 1 to 1
         self.mode = policy.mode
+        self.reuses_ffn = self.mode in ("literal", "literal_kv")   # FFN outputs cached
         # conformance testing: every decided subset becomes "all tokens" (same code path)
         self.force_recompute_all = force_recompute_all
         self.history: list[CacheStats] = []
@@ -93,9 +94,13 @@ class CacheEngine:
         if self.executor is not None:
             self.executor.reset()
         uncached = matmul_total(forward_flops(self.config, len(sample_ids)))
+        # the token-path FLOPs are affine in the computed count: this and ``uncached`` give
+        # the planned (unpadded) FLOPs of every step (CacheStats.planned_flops)
+        empty = None if self.executor is not None else matmul_total(
+            forward_flops(self.config, len(sample_ids), mode=self.mode, computed=0))
         self.history.append(CacheStats(type(self.policy.config).policy, self.mode,
                                        len(sample_ids), self.config.n_tokens, n_steps,
-                                       uncached))
+                                       uncached, empty_flops_per_step=empty))
 
     @property
     def stats(self) -> CacheStats:
@@ -169,7 +174,7 @@ class CacheEngine:
     def _full(self, u: Tensor) -> Tensor:
         caches, h = [], u
         for layer in self.network.backbone.layers:
-            h, cache = full_layer(layer, h, keep_ffn=self.mode == "literal")
+            h, cache = full_layer(layer, h, keep_ffn=self.reuses_ffn)
             caches.append(cache)
         self.caches = caches
         self.final = h.clone() if self.mode == "subset" else None
@@ -192,7 +197,7 @@ class CacheEngine:
         h = u
         for layer, cache in layers:
             h = all_rows_layer(layer, h, token_idx, kv_index, cache,
-                               ffn_subset=self.mode == "literal")
+                               ffn_subset=self.reuses_ffn, kv_fresh=self.mode == "literal_kv")
         return h
 
     def _record(self, info: StepInfo, idx: Tensor | None, counts: Tensor | None,

@@ -63,17 +63,23 @@ def subset_layer(layer: EncoderLayer, h_subset: Tensor, kv_index: Tensor,
 
 
 def all_rows_layer(layer: EncoderLayer, h: Tensor, token_idx: Tensor, kv_index: Tensor,
-                   cache: LayerCache, ffn_subset: bool) -> Tensor:
+                   cache: LayerCache, ffn_subset: bool, kv_fresh: bool = False) -> Tensor:
     """Every token gets a fresh query and attention row; only the subset gets fresh K/V
-    (the others serve cached K/V). With ``ffn_subset`` (the paper text's literal reading)
-    only the subset goes through the FFN and the others reuse their cached FFN output;
-    without it (``kv_only``, naive KV caching) every token goes through the FFN."""
+    (the others serve cached K/V), or every token with ``kv_fresh``. With ``ffn_subset``
+    (the paper text's literal reading) only the subset goes through the FFN and the
+    others reuse their cached FFN output; without it (``kv_only``, naive KV caching)
+    every token goes through the FFN."""
     attention = layer.self_attn
-    q = attention.project_q(h)                                # (B, heads, n, hd)
-    k, v = attention.project_kv(torch.gather(h, 1, token_idx))  # (B, heads, m, hd)
-    cache.k.scatter_(2, kv_index, k)
-    cache.v.scatter_(2, kv_index, v)
-    h1 = layer.add_norm1(h, attention.attend(q, cache.k, cache.v))
+    if kv_fresh:
+        # no token attends to a stale key; the K/V cache is not read, so not updated
+        q, k, v = attention.project_qkv(h)                    # (B, heads, n, hd)
+    else:
+        q = attention.project_q(h)                            # (B, heads, n, hd)
+        k, v = attention.project_kv(torch.gather(h, 1, token_idx))  # (B, heads, m, hd)
+        cache.k.scatter_(2, kv_index, k)
+        cache.v.scatter_(2, kv_index, v)
+        k, v = cache.k, cache.v
+    h1 = layer.add_norm1(h, attention.attend(q, k, v))
     if not ffn_subset:
         return layer.add_norm2(h1, layer.feed_forward(h1))
     cache.ffn.scatter_(1, token_idx, layer.feed_forward(torch.gather(h1, 1, token_idx)))

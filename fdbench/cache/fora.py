@@ -5,7 +5,8 @@ Compute steps: i < warmup_steps, i mod cache_interval == 0, the first and the la
 they run normally and store A_l and F_l of every layer. Other steps: every layer only does
 its two add+LayerNorms with the stored A_l and F_l (``reuse="modules"``, FORA proper), or
 the whole stack is skipped, output = u + stored(out - u) (``reuse="residual"``, the
-variant of BASELINES.md). Uniform over the batch; a stage-1 call follows its step."""
+variant of docs/BASELINES.md). Uniform over the batch; a stage-1 call follows its
+step."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ express. A :class:`ModulePolicy` answers each call with one of two plans:
 * :class:`LayerPlan` — per layer, A_l / F_l are given (reused or forecast) or computed;
   F_l may be computed on a token subset and scattered into the given tensor (ToCa).
 
-Rules shared by every module policy (BASELINES.md): the first and the last step of a run
+Rules shared by every module policy (docs/BASELINES.md): the first and the last step of a run
 compute everything (the policy is not asked); after every stage-0 call in which samples
 computed, the policy gets :meth:`ModulePolicy.store` with their u, output and per-layer
 A_l, F_l; state is reset per batch; decisions are per sample or uniform over the batch.

@@ -8,7 +8,8 @@ the analogue of TeaCache's timestep-modulated input):
   acc < rel_l1_thresh -> reuse: out = u_i + cached(out - u); else compute, acc = 0.
 u_ref is the previous step's input (``reference="previous"``, TeaCache's code, which is
 what the calibration fits) or that of the last computed step (``"computed"``, the wording
-of BASELINES.md). p(d) is clamped at 0 so that rel_l1_thresh = 0 computes every step.
+of docs/BASELINES.md). p(d) is clamped at 0 so that rel_l1_thresh = 0 computes every
+step.
 
 Coefficients: ``coefficients`` (numpy.polyfit order, highest degree first) or a
 ``calibration`` file written by ``fdbench calibrate teacache``; with neither, the
