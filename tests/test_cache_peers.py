@@ -244,7 +244,7 @@ def test_module_flops_match_the_uncached_count_and_toca_plan() -> None:
 
 
 def test_toca_subset_contains_the_low_band_and_has_the_planned_size() -> None:
-    engine = CacheEngine(NET, make_policy(ToCaConfig(K=2, fresh_ratio=0.5)))
+    engine = CacheEngine(NET, make_policy(ToCaConfig(K=2, fresh_ratio=0.5, schedule="constant")))
     run(engine, trajectory())
     policy = engine.policy
     assert policy.tokens is not None
