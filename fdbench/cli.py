@@ -20,7 +20,8 @@ from fdbench.errors import FdbenchError
 EXIT_USAGE = 2
 # kept in step with fdbench.sweep.CACHE_POINTS (a test checks), so --help stays cheap
 _SWEEP_METHODS = ("e2crf", "fora", "toca", "duca", "teacache", "fbcache", "taylorseer1",
-                  "taylorseer2", "freqca")
+                  "taylorseer2", "freqca", "e2crf_no_event", "e2crf_no_feedback",
+                  "e2crf_no_energy", "e2crf_no_probe", "fixed", "naive_kv")
 
 
 def _add_threads(parser: argparse.ArgumentParser, default: str = "torch's choice") -> None:
@@ -151,7 +152,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         records = run_sweep(checkpoint, args.out, config, points=points,
                             composites=not args.no_composites, log=print)
         print(format_sweep_table(records))
-        print(f"-> {args.out}/sweep.jsonl, {args.out}/sweep.png")
+        written = [name for name in ("sweep.jsonl", "sweep.png", "sweep_curves.png",
+                                     "sweep_ablation.png") if (Path(args.out) / name).exists()]
+        print("-> " + ", ".join(f"{args.out}/{name}" for name in written))
         return 0
     try:
         records = run_bench(checkpoint, args.out, config, job=job)
@@ -296,12 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("runs/bench"))
     bench.add_argument("--sweep", action="store_true",
                        help="instead: the speed/quality sweep against reverse EM with --steps "
-                            "steps: every solver at --sweep-steps, every cache method at three "
-                            "operating points and the network_off control, then each method "
+                            "steps: every solver at --sweep-steps, every cache method (E²-CRF's "
+                            "ablations too) at four or more operating points and the "
+                            "network_off control, then each method but the ablations "
                             "on the best solver (the fewest evaluations whose discriminative "
                             "score is within 2 SE of the baseline's); one batch of "
                             "--num-samples per point, baseline re-timed between points; "
-                            "writes sweep.jsonl (resumable) and sweep.png")
+                            "writes sweep.jsonl (resumable), sweep.png and the curves "
+                            "sweep_curves.png, sweep_ablation.png")
     bench.add_argument("--sweep-steps", type=positive_int, nargs="+",
                        default=[10, 20, 50, 100, 200, 500, 1000],
                        help="solver steps T of the sweep (default 10 20 50 100 200 500 1000)")

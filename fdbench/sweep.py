@@ -1,20 +1,23 @@
 """``fdbench bench --sweep``: every cache method and every solver against 1000-step EM.
 
 Points (``default_points``): the baseline (reverse EM, T = 1000, uncached); each solver on
-its grid at T in ``SOLVER_STEPS``; each cache method at >= 3 operating points on the
-baseline sampler; the ``network_off`` control on the baseline sampler; and, once the
-solvers are measured, each method on top of the best solver (``best_solver``: the fewest
-score evaluations whose discriminative score is within 2 SE of the baseline's and
-separated from the control; by SW within 5 % when no judges were run). Per point: one
-sampling run of ``num_samples`` series in one batch, the same per-sample noise for all,
-timed; the baseline is re-timed every ``rebase_every`` points and each point's wall
-ratio is taken against the mean of the baseline timings just before and after it
-(A B B B A ..., the drift of a shared machine cancels to first order). Beside it: the
-FLOP ratio (executed FLOPs, cache statistics), SW time and frequency +- bootstrap SE,
-marginal W, the realism judges (``judge_repeats``), and the paired error against the
-uncached run of the same solver and noise where one exists. Records go to
-``sweep.jsonl`` (one per point, resumable); ``sweep.png`` is the speed-vs-quality plot
-with the front marked."""
+its grid at T in ``SOLVER_STEPS``; each cache method (E²-CRF's ablations included) at
+>= 4 operating points on the baseline sampler (``CACHE_POINTS``); the ``network_off``
+control on the baseline sampler; and, once the solvers are measured, each method but the
+ablations on top of the best solver (``best_solver``: the fewest score evaluations whose
+discriminative score is within 2 SE of the baseline's and separated from the control; by
+SW within 5 % when no judges were run). Per point: one sampling run of ``num_samples``
+series in one batch, the same per-sample noise for all, timed; the baseline is re-timed
+every ``rebase_every`` points and each point's wall ratio is taken against the mean of
+the baseline timings just before and after it (A B B B A ..., the drift of a shared
+machine cancels to first order). Beside it: the FLOP ratio (executed FLOPs, padding
+included) and the planned one (no padding; see ``fdbench.cache.stats``), SW time and
+frequency +- bootstrap SE, marginal W, the realism judges (``judge_repeats``), and the
+paired error against the uncached run of the same solver and noise where one exists.
+Records go to ``sweep.jsonl`` (one per point, resumable); ``sweep.png`` is the
+speed-vs-quality plot with the front marked, ``sweep_curves.png`` / ``sweep_ablation.png``
+each method's (each ablation's) speedups against paired error as a curve through its
+operating points (``fdbench.plots.plot_curves``)."""
 
 from __future__ import annotations
 
@@ -47,27 +50,13 @@ from fdbench.judges import check_judge_sizes, separation
 from fdbench.pipeline import ScoreModel
 from fdbench.quality import quality_summary
 from fdbench.solvers import SolverConfig
+from fdbench.sweep_points import ABLATIONS, CACHE_POINTS, composite_spec
 
 SWEEP_FILE = "sweep.jsonl"
 SOLVER_STEPS = (10, 20, 50, 100, 200, 500, 1000)
 # each solver on the grid it is usually run with (k-diffusion / DPM-Solver defaults)
 SOLVER_GRIDS = {"em": "uniform", "ode_euler": "edm", "ode_heun": "edm", "ddim": "log_snr",
                 "dpmpp_2m": "log_snr"}
-# cache methods at three operating points each, from mild to aggressive
-CACHE_POINTS = {
-    "e2crf": ("e2crf:tau_0=0.05", "e2crf", "e2crf:tau_0=1.0"),
-    "fora": ("fora:cache_interval=2", "fora:cache_interval=3", "fora:cache_interval=5"),
-    "toca": ("toca:cache_interval=2", "toca:cache_interval=3", "toca:cache_interval=5"),
-    "duca": ("duca:cache_interval=2", "duca:cache_interval=3", "duca:cache_interval=5"),
-    "teacache": ("teacache:rel_l1_thresh=0.1", "teacache:rel_l1_thresh=0.3",
-                 "teacache:rel_l1_thresh=0.6"),
-    "fbcache": ("fbcache:threshold=0.05", "fbcache:threshold=0.1", "fbcache:threshold=0.2"),
-    "taylorseer1": ("taylorseer1:cache_interval=2", "taylorseer1:cache_interval=3",
-                    "taylorseer1:cache_interval=5"),
-    "taylorseer2": ("taylorseer2:cache_interval=2", "taylorseer2:cache_interval=3",
-                    "taylorseer2:cache_interval=5"),
-    "freqca": ("freqca:cache_interval=2", "freqca:cache_interval=3", "freqca:cache_interval=5"),
-}
 SW_TOLERANCE = 0.05  # "within 5 % of 1000-step EM" (issue 6)
 
 
@@ -202,12 +191,13 @@ class Sweeper:
         seconds = time.perf_counter() - started
         evaluations = solver.n_evaluations
         if isinstance(engine, NetworkOff):   # no network call at all
-            cache = {"flop_ratio": 0.0, "recompute_fraction": 0.0}
+            cache = {"flop_ratio": 0.0, "planned_flop_ratio": 0.0, "recompute_fraction": 0.0}
         elif engine is None:
-            cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0}
+            cache = {"flop_ratio": 1.0, "planned_flop_ratio": 1.0, "recompute_fraction": 1.0}
         else:
             cache = combine(engine.history)
         cache["flops"] = cache["flop_ratio"] * evaluations * self.full_flops
+        cache["planned_flops"] = cache["planned_flop_ratio"] * evaluations * self.full_flops
         return samples, seconds, cache
 
     def with_calibration(self, config: CacheConfig) -> CacheConfig:
@@ -247,8 +237,9 @@ class Sweeper:
         if point == self.baseline and self.since_rebase == 0:
             # the baseline timing just taken is this point's run (same noise, same code)
             samples, seconds = self.reference_samples(point), before
-            cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0,
-                     "flops": point.solver_config().n_evaluations * self.full_flops}
+            flops = point.solver_config().n_evaluations * self.full_flops
+            cache = {"flop_ratio": 1.0, "recompute_fraction": 1.0, "flops": flops,
+                     "planned_flops": flops}
         else:
             samples, seconds, cache = self.sample(point)
             self.save(point, samples)
@@ -266,6 +257,11 @@ class Sweeper:
             "seconds": seconds, "baseline_seconds_before": before,
             "flop_ratio": cache["flops"] / baseline_flops,
             "flop_speedup": baseline_flops / cache["flops"] if cache["flops"] else None,
+            # had every sample computed only its own recompute set (== executed unless a
+            # token-subset cache padded the sets of a batch to its largest)
+            "planned_flop_ratio": cache["planned_flops"] / baseline_flops,
+            "planned_flop_speedup": (baseline_flops / cache["planned_flops"]
+                                     if cache["planned_flops"] else None),
             "recompute_fraction": cache.get("recompute_fraction", 1.0),
             "sw_time": quality["sw_time"], "sw_freq": quality["sw_freq"],
             "marginal_w_time": quality["marginal_w_time"],
@@ -329,13 +325,14 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
             on = SweepPoint("cache+solver", best["solver"], best["grid"], best["n_steps"])
             if log is not None:
                 log(f"best solver: {on.label}; caches on top of it")
-            extra = [replace(on, policy=specs[len(specs) // 2])
-                     for specs in CACHE_POINTS.values()]
+            extra = [replace(on, policy=composite_spec(specs))
+                     for method, specs in CACHE_POINTS.items() if method not in ABLATIONS]
             _run_all(sweeper, extra, progress, log)
     records = [r for r in store.records if r["kind"] == "sweep"]
-    from fdbench.plots import plot_pareto
+    from fdbench.plots import plot_pareto, plot_sweep_curves
 
     plot_pareto([r for r in records if r["family"] != "control"], out_dir / "sweep.png")
+    plot_sweep_curves(records, out_dir)
     return records
 
 
@@ -357,11 +354,12 @@ def _x(value: float | None) -> str:
 
 
 def format_sweep_table(records: list[dict[str, Any]]) -> str:
-    """Markdown: one row per point, wall speedup beside its FLOP speedup and efficiency,
-    the discriminative score beside SW; the network_off control last."""
-    lines = ["| point | family | NFE | wall speedup | FLOP speedup | wall/FLOP | SW time +- SE "
-             "| SW freq | discriminative | paired error |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: one row per point, wall speedup beside its FLOP speedups (executed and
+    planned) and efficiency, the discriminative score beside SW; the network_off control
+    last."""
+    lines = ["| point | family | NFE | wall speedup | FLOP speedup | planned FLOP speedup "
+             "| wall/FLOP | SW time +- SE | SW freq | discriminative | paired error |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3, "control": 4}
     for r in sorted(records, key=lambda r: (order.get(r["family"], 9), r["solver"],
                                             r["n_steps"], r["policy"])):
@@ -374,7 +372,8 @@ def format_sweep_table(records: list[dict[str, Any]]) -> str:
         efficiency = r.get("wall_over_flop")
         lines.append(
             f"| {r['policy']} | {r['family']} | {r['evaluations']} | {r['wall_speedup']:.2f}x "
-            f"| {_x(r['flop_speedup'])} | {'-' if efficiency is None else f'{efficiency:.2f}'}"
+            f"| {_x(r['flop_speedup'])} | {_x(r.get('planned_flop_speedup'))} "
+            f"| {'-' if efficiency is None else f'{efficiency:.2f}'}"
             f" | {r['sw_time']['value']:.4f} +- {se if se is None else f'{se:.4f}'} | "
             f"{r['sw_freq']['value']:.4f} | {disc} | "
             f"{'-' if paired is None else f'{paired:.4f}'} |")

@@ -151,3 +151,46 @@ def test_findings_and_realism_are_computed_from_the_inputs(report, tmp_path) -> 
     render_report([edited], tmp_path / "out")
     text = (tmp_path / "out" / "index.md").read_text()
     assert "model 0.050" in text and "the network matters" in text
+
+
+def _sweep_record(spec: str | None, family: str, paired: float | None, wall: float,
+                  flop: float | None, planned: float | None) -> dict:
+    policy = "em/uniform T=1000" if spec is None else f"{spec} @ em/uniform T=1000"
+    return {"kind": "sweep", "family": family, "policy": policy, "cache": spec,
+            "method": spec.partition(":")[0] if spec else "uncached", "solver": "em",
+            "grid": "uniform", "n_steps": 1000, "evaluations": 1000, "wall_speedup": wall,
+            "flop_speedup": flop, "planned_flop_speedup": planned,
+            "sw_time": {"value": 0.1, "se": 0.01}, "sw_freq": {"value": 0.1, "se": 0.01},
+            "paired": None if paired is None else {"mean": paired, "se": 0.001}}
+
+
+def test_sweep_section_draws_the_curves_with_planned_flops(tmp_path: Path) -> None:
+    records = [_sweep_record(None, "baseline", None, 1.0, 1.0, 1.0),
+               _sweep_record("network_off", "control", 0.9, 60.0, None, None)]
+    for i, tau in enumerate((0.02, 0.05, 0.2, 0.5)):
+        records.append(_sweep_record(f"e2crf:tau_0={tau:g}", "cache", 0.01 * (i + 1),
+                                     1 + i, 1.2 + i, 1.5 + 1.4 * i))
+        records.append(_sweep_record(f"e2crf_no_probe:tau_0={tau:g}", "cache",
+                                     0.02 * (i + 1), 1 + i, 1.1 + i, 1.3 + i))
+    for i, n in enumerate((2, 3, 4, 6)):
+        records.append(_sweep_record(f"fora:cache_interval={n}", "cache", 0.003 * 3 ** i,
+                                     1.5 + i, 1.8 + i, 1.8 + i))
+    source = tmp_path / "sweep"
+    source.mkdir()
+    _write(source / "sweep.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    out = render_report([source], tmp_path / "out")
+    markdown = (out / "index.md").read_text()
+    sweep = markdown[markdown.index("## Sweep"):markdown.index("## Appendix claims")]
+    for file in ("sweep_curves.png", "sweep_ablation.png"):
+        assert (out / file).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({file})" in sweep
+    assert "Every cache method but E²-CRF's ablations: each method's operating points" in sweep
+    assert "E²-CRF and its ablations (Liu et al. 2026, Table 3): each method's" in sweep
+    assert "dashed = planned FLOPs" in sweep and "Left out: points without a paired" in sweep
+    # without E²-CRF or an ablation the ablation figure is skipped, saying why
+    only_fora = [r for r in records if not str(r["cache"]).startswith("e2crf")]
+    _write(source / "sweep.jsonl", "".join(json.dumps(r) + "\n" for r in only_fora))
+    markdown = (render_report([source], tmp_path / "out2") / "index.md").read_text()
+    assert "Figure sweep_ablation.png not drawn: no record of E²-CRF and its ablations" \
+        in markdown
+    assert "](sweep_curves.png)" in markdown

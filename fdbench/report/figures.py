@@ -4,37 +4,18 @@ give identical bytes."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # headless: figures are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fdbench.report.inputs import ReportInputs  # noqa: E402
-from fdbench.report.tables import number, paired_mean, sw_ratio_of  # noqa: E402
-from fdbench.sweep import pareto_front  # noqa: E402
-
-DPI = 100
-VERDICT_COLOURS = {"holds": "C2", "violated": "C3", "vacuous": "C7"}
-
-
-class Skip(Exception):
-    """A figure whose inputs are absent; the message says which."""
-
-
-def _style(i: int) -> tuple[Any, str]:
-    """Distinct colour and marker for series i (20 colours x 4 markers)."""
-    return plt.get_cmap("tab20")(i % 20), "osD^"[(i // 20) % 4]
-
-
-def _save(fig: Any, path: Path) -> None:
-    # no Software/Creation metadata: the PNG bytes depend on the pixels only
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+from fdbench.report.claim_figures import claims_bounds, claims_series, paired_error
+from fdbench.report.figure_style import Skip, save, style
+from fdbench.report.inputs import ReportInputs
+from fdbench.report.tables import number, paired_mean, sw_ratio_of
+from fdbench.sweep import pareto_front
 
 
 def localisation(inputs: ReportInputs, path: Path) -> str:
@@ -64,7 +45,7 @@ def localisation(inputs: ReportInputs, path: Path) -> str:
     ax.set_title("Spectral localisation delta(K) per dataset")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    _save(fig, path)
+    save(fig, path)
     unloaded = f" Not loadable here: {', '.join(missing)}." if missing else ""
     return ("Fraction of signal energy above the low band K (Lemma A.1's delta(K)), "
             f"training split of: {', '.join(drawn)}.{unloaded}")
@@ -96,7 +77,7 @@ def recompute_traces(inputs: ReportInputs, path: Path) -> str:
         ax.grid(True, alpha=0.3)
     if axes[1].lines:
         axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    _save(fig, path)
+    save(fig, path)
     return "Per step of one sampling batch: share of the network recomputed; event intensity."
 
 
@@ -152,7 +133,7 @@ def pareto(inputs: ReportInputs, path: Path) -> str:
         for i, name in enumerate(policies):
             chosen = [p for p in usable if p["group"] == "bench" and p["label"] == name]
             if chosen:
-                colour, marker = _style(i)
+                colour, marker = style(i)
                 ax.scatter([p["speed"] for p in chosen], [p[key] for p in chosen], s=46,
                            marker=marker, color=colour, zorder=4, label=name,
                            edgecolors="k", linewidths=0.4)
@@ -169,7 +150,7 @@ def pareto(inputs: ReportInputs, path: Path) -> str:
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
     axes[0].axhline(1.0, color="grey", linestyle=":", linewidth=1)
     fig.suptitle("Speed vs quality: every cached configuration (front = not dominated)")
-    _save(fig, path)
+    save(fig, path)
     return "FLOP speedup against quality; the red line joins the non-dominated points."
 
 
@@ -220,145 +201,18 @@ def sweep_pareto_fidelity(inputs: ReportInputs, path: Path) -> str:
             "best solver).")
 
 
-def _claim_series_with(inputs: ReportInputs, word: str) -> list[dict[str, Any]]:
-    return [c for c in inputs.claims
-            if any(word in name for name in (c.get("series") or {}))]
+def _curves(file: str, what: str) -> Callable[[ReportInputs, Path], str]:
+    """The report figure ``file`` of ``fdbench.plots.CURVE_FILES`` (``what`` it shows)."""
+    def draw(inputs: ReportInputs, path: Path) -> str:
+        from fdbench.plots import CURVE_FILES, curve_caption, curve_series, plot_curves
 
-
-def paired_error(inputs: ReportInputs, path: Path) -> str:
-    """Paired error against steps since the last refresh with the claim's bound (from a
-    proofs_check claim whose series has a ``*since_refresh*`` axis), else the bench's
-    paired error along the reverse process."""
-    with_axis = _claim_series_with(inputs, "since_refresh")
-    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
-    if with_axis:
-        for claim in with_axis:
-            series = claim["series"]
-            x_name = next(n for n in sorted(series) if "since_refresh" in n)
-            for name in sorted(series):
-                if name == x_name or len(series[name]) != len(series[x_name]):
-                    continue
-                style = "--" if "bound" in name else "-"
-                ax.plot(series[x_name], series[name], style, marker=".",
-                        label=f"{claim.get('claim_id', '?')}: {name}")
-        ax.set_xlabel("steps since refresh")
-        ax.set_title("Paired error vs steps since refresh, bound dashed")
-        caption = "From proofs_check series; dashed lines are the claimed bounds."
-    else:
-        drawn = 0
-        for r in inputs.bench:
-            traj = (r.get("quality") or {}).get("trajectory_paired") if r.get(
-                "kind") == "quality" else None
-            if traj and traj.get("step") and traj.get("relative_error"):
-                colour, marker = _style(drawn)
-                ax.plot(traj["step"], traj["relative_error"], marker=marker, markersize=3,
-                        linewidth=1, color=colour, label=str(r.get("policy")))
-                drawn += 1
-        if not drawn:
-            plt.close(fig)
-            raise Skip("no paired-error series (proofs_check *since_refresh* series or bench "
-                       "trajectory_paired)")
-        ax.set_xlabel("solver step (reverse process)")
-        ax.set_title("Paired error to uncached along the reverse process")
-        caption = ("Bench trajectory error (same noise as uncached). No proofs_check series "
-                   "with a steps-since-refresh axis in the inputs, so no bound is overlaid.")
-    ax.set_yscale("log")
-    ax.set_ylabel("paired relative error (log)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.legend(fontsize=8, loc="outside right center")
-    _save(fig, path)
-    return caption
-
-
-def claims_bounds(inputs: ReportInputs, path: Path) -> str:
-    """Measured quantity and bound per appendix claim (log scale), verdict coloured."""
-    rows = [c for c in inputs.claims
-            if number(c.get("measured")) is not None and number(c.get("bound")) is not None]
-    if not rows:
-        raise Skip("no proofs_check claims with a numeric measured value and bound")
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)), constrained_layout=True)
-    y = np.arange(len(rows))[::-1]
-    positive = [abs(number(c[k])) for c in rows for k in ("measured", "bound")
-                if abs(number(c[k])) > 0]
-    log = bool(positive) and max(positive) / min(positive) > 20
-    floor = min(positive) / 10 if log else 0.0   # where an exact zero is drawn on a log axis
-    for yi, claim in zip(y, rows, strict=True):
-        colour = VERDICT_COLOURS.get(claim.get("verdict"), "k")
-        measured, bound = abs(number(claim["measured"])), abs(number(claim["bound"]))
-        shown = max(measured, floor)
-        ax.plot([shown, bound], [yi, yi], color="0.7", linewidth=1, zorder=1)
-        ax.scatter([shown], [yi], color=colour, s=40, zorder=3,
-                   marker="<" if measured < shown else "o")
-        ax.scatter([bound], [yi], marker="|", color="k", s=200, zorder=2)
-    ax.set_yticks(y, [f"{c.get('claim_id', '?')} ({c.get('verdict', '?')})" for c in rows])
-    if log:
-        ax.set_xscale("log")
-    ax.set_xlabel("value in the claim's own units (dot: measured, bar: bound)")
-    ax.set_title("Appendix claims: measured quantity vs bound (dot colour = verdict)")
-    ax.grid(True, axis="x", which="both", alpha=0.3)
-    _save(fig, path)
-    return ("Green: holds, red: violated, grey: vacuous; a left-pointing triangle is a "
-            "measured value of exactly 0 drawn at the axis floor.")
-
-
-def claims_series(inputs: ReportInputs, path: Path) -> str:
-    """One panel per claim with curves (``series``), bounds dashed."""
-    claims = [c for c in inputs.claims if c.get("series")]
-    if not claims:
-        raise Skip("no proofs_check claims with series")
-    cols = min(3, len(claims))
-    rows = math.ceil(len(claims) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.3 * rows), squeeze=False,
-                             constrained_layout=True)
-    for ax, claim in zip(axes.flat, claims, strict=False):
-        series = {name: np.asarray([number(v) if number(v) is not None else np.nan
-                                    for v in values], dtype=float)
-                  for name, values in sorted(claim["series"].items())}
-        x_name = _x_axis(series)
-        curves = {n: v for n, v in series.items() if n != x_name}
-        total = len(curves)
-        if total > MAX_LEGEND:  # keep E²-CRF's curves (the method judged), else the first
-            chosen = [n for n in curves if n.startswith("e2crf_")][:MAX_LEGEND]
-            chosen = chosen or list(curves)[:MAX_LEGEND]
-            curves = {n: curves[n] for n in chosen}
-        for name, values in curves.items():
-            x = series[x_name] if x_name and len(series[x_name]) == len(values) else None
-            ax.plot(*((x, values) if x is not None else (values,)),
-                    "--" if "bound" in name else "-", linewidth=1, label=name,
-                    marker="." if len(values) <= 12 else None)
-        finite = np.concatenate([v[np.isfinite(v)] for v in curves.values()] or [np.zeros(0)])
-        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
-            ax.set_yscale("log")
-        if x_name and series[x_name].min() > 0 and series[x_name].max() / series[
-                x_name].min() > 100:
-            ax.set_xscale("log")
-        shown = f" ({len(curves)} of {total} curves; all in the JSON)" if total > len(curves) \
-            else ""
-        ax.set_title(f"{claim.get('claim_id', '?')}: {claim.get('verdict', '?')}{shown}",
-                     fontsize=9)
-        ax.set_xlabel(x_name or "index along the claim's sweep")
-        ax.set_ylabel("value (claim units)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(claims):]:
-        ax.set_visible(False)
-    fig.suptitle("Appendix claims: measured curves (bounds dashed)")
-    _save(fig, path)
-    return "Curves each claim check recorded; x is the check's own sweep index."
-
-
-MAX_LEGEND = 8
-X_NAMES = ("N", "L", "K", "n", "step", "steps", "t", "float_N")
-
-
-def _x_axis(series: dict[str, np.ndarray]) -> str | None:
-    """The series that is the sweep's x axis: one with a conventional name (``X_NAMES``)
-    that increases strictly; None (x = index) when there is none. No guessing from the
-    values: a strictly increasing measured curve (bytes vs N) is not an axis."""
-    for name, values in series.items():
-        if name in X_NAMES and values.size > 1 and bool(np.all(np.diff(values) > 0)):
-            return name
-    return None
+        options = CURVE_FILES[file]
+        records = [r for r in inputs.sweep if r.get("kind") == "sweep" and "family" in r]
+        if not curve_series(records, options.get("methods"), options.get("exclude", ())):
+            raise Skip(f"no record of {what} on the baseline sampler with a paired error")
+        plot_curves(records, path, **options)
+        return curve_caption(what)
+    return draw
 
 
 def samples(inputs: ReportInputs, path: Path) -> str:
@@ -404,7 +258,7 @@ def samples(inputs: ReportInputs, path: Path) -> str:
     axes[-1].set_ylabel("|c_k|^2 (log scale)")
     axes[-1].legend(fontsize=8)
     fig.suptitle(f"Real vs generated samples ({_label_run(run)})")
-    _save(fig, path)
+    save(fig, path)
     return "First 16 series of each set; right: spectral density (mean |c_k|^2) of each set."
 
 
@@ -421,6 +275,10 @@ FIGURES = (
     ("sweep_realism.png", "Solvers and caches: realism (discriminative score)",
      sweep_pareto_realism),
     ("sweep_fidelity.png", "Caches: fidelity (paired error)", sweep_pareto_fidelity),
+    ("sweep_curves.png", "Caches as curves: speedup vs paired error",
+     _curves("sweep_curves.png", "every cache method but E²-CRF's ablations")),
+    ("sweep_ablation.png", "E²-CRF ablations as curves: speedup vs paired error",
+     _curves("sweep_ablation.png", "E²-CRF and its ablations (Liu et al. 2026, Table 3)")),
     ("paired_error.png", "Paired error and bound", paired_error),
     ("claims_bounds.png", "Claims: measured vs bound", claims_bounds),
     ("claims_series.png", "Claims: curves", claims_series),

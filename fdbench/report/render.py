@@ -139,7 +139,8 @@ def _sections(inputs: ReportInputs, drawn: dict[str, tuple[str, str]]) -> list[S
                     "same samples and noise; wall speedup against 1000-step reverse EM re-timed "
                     "around it; NFE = score evaluations per sample.")
     add(sweep, tables.sweep_table(inputs), "No sweep records in the inputs.")
-    with_figures(sweep, "sweep_realism.png", "sweep_fidelity.png", "sweep_pareto.png")
+    with_figures(sweep, "sweep_realism.png", "sweep_fidelity.png", "sweep_pareto.png",
+                 "sweep_curves.png", "sweep_ablation.png")
     claims = Section("Appendix claims (proofs_check)", "Verdicts computed by the checks "
                      "from measurements and a stated tolerance; tightness = measured / bound.")
     add(claims, tables.claims_table(inputs), "No proofs_check results in the inputs.")
