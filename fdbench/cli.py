@@ -19,8 +19,8 @@ from fdbench.errors import FdbenchError
 
 EXIT_USAGE = 2
 # kept in step with fdbench.sweep.CACHE_POINTS (a test checks), so --help stays cheap
-_SWEEP_METHODS = ("e2crf", "fora", "toca", "duca", "teacache", "fbcache", "taylorseer1",
-                  "taylorseer2", "freqca", "e2crf_no_event", "e2crf_no_feedback",
+_SWEEP_METHODS = ("e2crf", "e2crf_v01", "fora", "toca", "duca", "teacache", "fbcache",
+                  "taylorseer1", "taylorseer2", "freqca", "e2crf_no_event", "e2crf_no_feedback",
                   "e2crf_no_energy", "e2crf_no_probe", "fixed", "naive_kv")
 
 

@@ -50,7 +50,12 @@ from fdbench.judges import check_judge_sizes, separation
 from fdbench.pipeline import ScoreModel
 from fdbench.quality import quality_summary
 from fdbench.solvers import SolverConfig
-from fdbench.sweep_points import ABLATIONS, CACHE_POINTS, composite_spec
+from fdbench.sweep_points import (  # noqa: F401 (ABLATIONS: re-exported)
+    ABLATIONS,
+    CACHE_POINTS,
+    NOT_ON_SOLVER,
+    composite_spec,
+)
 
 SWEEP_FILE = "sweep.jsonl"
 SOLVER_STEPS = (10, 20, 50, 100, 200, 500, 1000)
@@ -326,7 +331,7 @@ def run_sweep(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
             if log is not None:
                 log(f"best solver: {on.label}; caches on top of it")
             extra = [replace(on, policy=composite_spec(specs))
-                     for method, specs in CACHE_POINTS.items() if method not in ABLATIONS]
+                     for method, specs in CACHE_POINTS.items() if method not in NOT_ON_SOLVER]
             _run_all(sweeper, extra, progress, log)
     records = [r for r in store.records if r["kind"] == "sweep"]
     from fdbench.plots import plot_pareto, plot_sweep_curves

@@ -10,15 +10,22 @@ def _grid(method: str, field: str, values: tuple[float, ...]) -> tuple[str, ...]
 
 
 INTERVALS = (2, 3, 4, 6)
-E2CRF_TAU_0 = (0.02, 0.05, 0.2, 0.5, 1.0)
+E2CRF_TAU_0 = (0.05, 0.2, 0.5, 1.0, 3.0)
 # E²-CRF's ablations (Liu et al. 2026, Table 3): each component off, the fixed schedule
 # and the naive K/V cache; drawn beside e2crf in sweep_ablation.png, not run on the solver
 ABLATIONS = ("e2crf_no_event", "e2crf_no_feedback", "e2crf_no_energy", "e2crf_no_probe",
              "fixed", "naive_kv")
+# E²-CRF under fdbench 0.1's readings: drawn beside e2crf, not run on the solver
+READING_VARIANTS = ("e2crf_v01",)
+# methods the composites (each method on the best solver) leave out
+NOT_ON_SOLVER = ABLATIONS + READING_VARIANTS
 # every cache method at >= 4 operating points, from mild to aggressive (the order the
 # curves are drawn in); the single source of the sweep's methods
 CACHE_POINTS = {
     "e2crf": _grid("e2crf", "tau_0", E2CRF_TAU_0),
+    # fdbench 0.1's readings (R only the feedback period, plain intensity, relative
+    # delta): the "before" curve of the faithful readings
+    "e2crf_v01": _grid("e2crf_v01", "tau_0", E2CRF_TAU_0),
     "fora": _grid("fora", "cache_interval", INTERVALS),
     "toca": _grid("toca", "cache_interval", INTERVALS),
     "duca": _grid("duca", "cache_interval", INTERVALS),
@@ -40,7 +47,7 @@ def composite_spec(specs: tuple[str, ...]) -> str:
 
 
 # the methods of sweep_ablation.png: E²-CRF beside each of its ablations
-ABLATION_FIGURE = ("e2crf", *ABLATIONS)
+ABLATION_FIGURE = ("e2crf", "e2crf_v01", *ABLATIONS)
 
 
 def setting_key(spec: str) -> tuple:

@@ -15,10 +15,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="python -m proofs_check")
     parser.description = (
         "Decide every appendix claim of the E²-CRF paper (docs/METHOD.md §3) with an "
-        "executable check: verdict (holds / violated / vacuous), key measured numbers, bound and "
-        "tightness (measured / bound). Verdicts are computed from measurements against a "
-        "stated tolerance. Exit code 0 whatever the verdicts (a violated claim is a finding, "
-        "not a failure); 2 on bad input.")
+        "executable check: verdict (holds / violated / vacuous), the reading that decided it "
+        "with its measured value, bound and tightness (measured / bound), and the settings. "
+        "Verdicts are computed from measurements against a stated tolerance. Exit code 0 "
+        "whatever the verdicts (a violated claim is a finding, not a failure); 2 on bad "
+        "input.")
     parser.add_argument("--quick", action="store_true",
                         help="CI mode: smaller sizes, all checks in <= 60 s on 2 cores "
                              "(default: full mode, <= 10 min)")
@@ -37,15 +38,26 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def reading_cells(result: ClaimResult) -> str:
+    """Every reading with its verdict and (measured vs bound); identities marked."""
+    cells = []
+    for name, verdict in result.readings.items():
+        tag = "identity, " if name in result.identities else ""
+        measured, bound = result.reading_values.get(name, (None, None))
+        numbers = "" if measured is None else f" {_cell(measured)} vs {_cell(bound)}"
+        cells.append(f"{name}: {tag}{verdict}{numbers}")
+    return "; ".join(cells)
+
+
 def format_table(results: Sequence[ClaimResult]) -> str:
-    """Markdown table: id, claim, verdict, key numbers, measured, bound, tightness."""
-    lines = ["| id | claim | verdict | key numbers | measured | bound | tightness |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown table: id, claim, verdict, the reading that decided it, that reading's
+    measured value and bound, tightness, settings (mode first), all readings."""
+    lines = ["| id | claim | verdict | decided by | measured | bound | tightness | settings "
+             "| readings |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        numbers = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in list(r.numbers.items())[:4])
-        lines.append(f"| {r.claim_id} | {r.statement} | **{r.verdict}** | {numbers} | "
-                     f"{_cell(r.measured)} | {_cell(r.bound)} | {_cell(r.tightness)} |")
+        lines.append(f"| {r.claim_id} | {r.statement} | **{r.verdict}** | "
+                     f"{r.decided_by or '-'} | {_cell(r.measured)} | {_cell(r.bound)} | "
+                     f"{_cell(r.tightness)} | {r.settings or '-'} | {reading_cells(r)} |")
     return "\n".join(lines)
 
 

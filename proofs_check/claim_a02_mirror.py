@@ -15,7 +15,7 @@ from torch import Tensor
 
 from fdbench.model import ModelConfig
 from fdbench.spectral import chart, chart_to_spectrum
-from proofs_check.registry import ClaimResult, Context, register
+from proofs_check.registry import ClaimResult, Context, decide, register
 
 REL_TOL = 100.0  # x float64 eps x log2-ish FFT depth margin: see ``tolerance`` below
 
@@ -68,7 +68,14 @@ def check(ctx: Context, *, spectrum_fn: Callable[[Tensor], Tensor] = ortho_fft,
     counts_ok = all(c["time"] == n and c["chart"] == n and c["bins"] == n // 2 + 1
                     for n, c in counts.items())
     worst = max(sizes, key=lambda n: max(direct[n], rebuilt[n]) / tol[n])
-    verdict = "holds" if ok_direct and ok_rebuilt and counts_ok else "violated"
+    sym, rebuild, count_name = ("symmetry of the DFT",
+                                "half spectrum (chart) determines the spectrum",
+                                "token counts time N / chart N / bins floor(N/2)+1")
+    readings = {sym: "holds" if ok_direct else "violated",
+                rebuild: "holds" if ok_rebuilt else "violated",
+                count_name: "holds" if counts_ok else "violated"}
+    values = {sym: (direct[worst], tol[worst]), rebuild: (rebuilt[worst], tol[worst])}
+    verdict, decided = decide(readings, values, [sym, rebuild, count_name])
     return ClaimResult(
         "A.2", "c_k = conj c_{N-k} for real x; bins need floor(N/2)+1 tokens", verdict,
         {"max_rel_dev_dft": max(direct.values()),
@@ -79,12 +86,9 @@ def check(ctx: Context, *, spectrum_fn: Callable[[Tensor], Tensor] = ortho_fft,
         tolerance=(f"relative deviation (to ||x||) <= {REL_TOL:g} eps64 log2(N): an FFT's "
                    "rounding error grows like eps log2 N; x100 margin, still ~1e12 below "
                    "any real asymmetry"),
-        measured=max(direct[worst], rebuilt[worst]), bound=tol[worst],
-        readings={"symmetry of the DFT": "holds" if ok_direct else "violated",
-                  "half spectrum (chart) determines the spectrum":
-                  "holds" if ok_rebuilt else "violated",
-                  "token counts time N / chart N / bins floor(N/2)+1":
-                  "holds" if counts_ok else "violated"},
+        measured=values.get(decided, (None, None))[0],
+        bound=values.get(decided, (None, None))[1], readings=readings,
+        reading_values=values, decided_by=decided, settings=f"N in {list(sizes)}",
         note=f"{batch} random real series (M=2, float64) per N in {list(sizes)}",
         series={"N": [float(n) for n in sizes],
                 "rel_dev_dft": [direct[n] for n in sizes],

@@ -10,7 +10,7 @@ from fractions import Fraction
 import torch
 
 from proofs_check.cyclotomic import dft_unitarity_exact
-from proofs_check.registry import ClaimResult, Context, register
+from proofs_check.registry import ClaimResult, Context, decide, register
 
 EXACT_N = (3, 5, 6, 7, 8, 187)
 # the squared scale of each torch.fft norm: U = scale * F, so U U* = scale^2 F F*
@@ -51,16 +51,22 @@ def check(ctx: Context, *, norm: str = "ortho", root_power: int = 1,
                "max_float_dev": max(float_dev.values()),
                **{f"exact_fail_classes_N{n}": float(f) for n, f in exact_failures.items()},
                **{f"float_dev_N{n}": v for n, v in float_dev.items()}}
+    exact_name = "exact (Z[x]/Phi_N, N in " + ",".join(map(str, EXACT_N)) + ")"
+    float_name = f"float torch.fft norm={norm!r}"
+    readings = {exact_name: "holds" if exact_ok else "violated",
+                float_name: "holds" if float_ok else "violated"}
+    values = {exact_name: (float(sum(exact_failures.values())), 0.0),
+              float_name: (float_dev[worst], float_tol[worst])}
+    verdict, decided = decide(readings, values, [exact_name, float_name])
     return ClaimResult(
-        "A.4", "DFT unitary: U U* = I", "holds" if exact_ok and float_ok else "violated",
+        "A.4", "DFT unitary: U U* = I", verdict,
         numbers,
         tolerance=("exact part: equality of reduced integer polynomials (no tolerance); "
                    f"float part: max |U U* - I| <= {FLOAT_REL_TOL:g} N eps64 (rounding of a "
                    "length-N complex dot product is <= ~N eps; x10 margin)"),
-        measured=float_dev[worst], bound=float_tol[worst],
-        readings={"exact (Z[x]/Phi_N, N in " + ",".join(map(str, EXACT_N)) + ")":
-                  "holds" if exact_ok else "violated",
-                  f"float torch.fft norm={norm!r}": "holds" if float_ok else "violated"},
+        measured=values[decided][0], bound=values[decided][1], readings=readings,
+        reading_values=values, decided_by=decided,
+        settings=f"exact N in {list(EXACT_N)}; float N in {list(float_n)}",
         note=(f"norm={norm}, root_power={root_power}, perturbation={perturbation}; "
               "exact: (U U*)_jk = N^-1 sum_t omega^((j-k)t) reduced mod Phi_N"),
         series={"float_dev": [float_dev[n] for n in float_n],

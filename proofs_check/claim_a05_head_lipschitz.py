@@ -19,7 +19,7 @@ from torch import Tensor
 
 from fdbench.pipeline import ScoreModel
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, register
+from proofs_check.registry import ClaimResult, Context, decide, register
 
 REL_TOL = 1e-6
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
@@ -45,11 +45,14 @@ def output_gain(model: ScoreModel, times: Tensor) -> Tensor:
     return gain.reshape(t.shape[0], -1).double()
 
 
-def head_lipschitz(model: ScoreModel, times: Tensor) -> Tensor:
-    """L(t) = sigma_max(diag(c(t)) A) per time, via the eigenvalues of the (N M)^2 Gram."""
+def head_lipschitz(model: ScoreModel, times: Tensor, *, unit_gain: bool = False) -> Tensor:
+    """L(t) = sigma_max(diag(c(t)) A) per time, via the eigenvalues of the (N M)^2 Gram
+    (``unit_gain``: c = 1, the head matrix without the output conversion)."""
     a = head_matrix(model)
     gram = a @ a.T
     gain = output_gain(model, times)
+    if unit_gain:
+        gain = torch.ones_like(gain)
     values = []
     for chunk in gain.split(100):
         scaled = chunk[:, :, None] * gram[None] * chunk[:, None, :]
@@ -67,25 +70,49 @@ def shared_head_lipschitz(ctx: Context) -> Tensor:
 
 
 @register("A.5", "head Lipschitz: ||shat - s|| <= L ||eps_L||", needs_model=True)
-def check(ctx: Context, *, gain_scale: float = 1.0) -> ClaimResult:
-    """``gain_scale`` < 1 plants an understated head gain (the fault the test flips)."""
+def check(ctx: Context, *, no_conversion: bool = False, cached_gain: float = 1.0
+          ) -> ClaimResult:
+    """``no_conversion`` plants a fault in the computation: both scores taken without the
+    parametrisation's output conversion (shat - s measured as the network-output
+    difference F^ - F = (shat - s) / c(t), L(t) with c = 1), as a head that forgot the
+    -1/(s Lambda) factor would give. ``cached_gain`` != 1 plants a cached path whose
+    output conversion has a wrong gain (shat -> cached_gain * shat, as a wrong Lambda in
+    the conversion gives): its error is no longer a function of eps_L alone."""
     model = trajectories.shared_model(ctx)
     traj = trajectories.record(ctx)
-    lip = shared_head_lipschitz(ctx) * gain_scale                  # (T,)
+    gain = output_gain(model, traj.times)                                 # (T, N*M)
+    err = traj.score_err.double().flatten(2)                              # (T, B, N*M)
+    if cached_gain != 1.0:
+        err = err + (cached_gain - 1.0) * traj.score_cache.double().flatten(2)
+    score_scale = traj.score_cache.double().flatten(2).norm(dim=2)
+    if no_conversion:
+        lip = head_lipschitz(model, traj.times, unit_gain=True)
+        err = err / gain[:, None, :]
+        score_scale = score_scale / gain.abs().min(dim=1).values[:, None]
+    else:
+        lip = shared_head_lipschitz(ctx)                                  # (T,)
     feat = traj.feat_err.double()                                         # (T, B)
-    score_norm = traj.score_err.double().flatten(2).norm(dim=2)           # (T, B)
+    score_norm = err.norm(dim=2)                                          # (T, B)
     cached = feat > 0
     ratio = torch.where(cached, score_norm / feat.clamp_min(1e-300), torch.zeros_like(feat))
     # float32 rounding of the two scores (same magnitude) is the only slack beyond REL_TOL
-    rounding = 4 * FLOAT32_EPS * traj.score_cache.double().flatten(2).norm(dim=2) \
-        / feat.clamp_min(1e-300)
+    rounding = 4 * FLOAT32_EPS * score_scale / feat.clamp_min(1e-300)
     allowed = lip[:, None] * (1 + REL_TOL) + torch.where(cached, rounding, 0.0)
     over = cached & (ratio > allowed)
     tight = torch.where(cached, ratio / lip[:, None], torch.zeros_like(ratio))
     worst = int(tight.max(dim=1).values.argmax())
     weight = model.network.unembedder.weight.detach().double()
     sigma_w = float(torch.linalg.matrix_norm(weight, ord=2))
-    verdict = "violated" if bool(over.any()) else "holds"
+    over_w = cached & (ratio > sigma_w * (1 + REL_TOL) + rounding)
+    sharp = "L(t) = sigma_max(diag(c(t)) A) (sharp, time dependent)"
+    head = "L = sigma_max(W) (the head matrix's constant, no output conversion)"
+    readings = {sharp: "violated" if bool(over.any()) else "holds",
+                head: "violated" if bool(over_w.any()) else "holds"}
+    values = {sharp: (float(ratio[worst].max()), float(lip[worst])),
+              head: (float(ratio.max()), sigma_w)}
+    # the sharp constant bounds a linear map's output by definition of the operator norm
+    identities = (sharp,)
+    verdict, decided = decide(readings, values, [head, sharp], identities)
     steps = [float(x) for x in tight.max(dim=1).values]
     return ClaimResult(
         claim_id="A.5", statement="||shat - s|| <= L ||eps_L|| (head Lipschitz)",
@@ -93,14 +120,13 @@ def check(ctx: Context, *, gain_scale: float = 1.0) -> ClaimResult:
         numbers={"max_ratio_over_L": float(tight.max()), "L_min": float(lip.min()),
                  "L_max": float(lip.max()), "sigma_max_W": sigma_w,
                  "violating_pairs": float(over.sum()), "cached_pairs": float(cached.sum())},
-        tolerance=(f"ratio <= L(t) (1 + {REL_TOL:g}) + 4 eps32 ||shat|| / ||eps_L||: the map is "
+        tolerance=(f"ratio <= L (1 + {REL_TOL:g}) + 4 eps32 ||shat|| / ||eps_L||: the map is "
                    "exactly linear, so only float32 rounding of the two scores can exceed L"),
-        measured=float(ratio[worst].max()), bound=float(lip[worst]),
-        readings={"L(t) = sigma_max(diag(c(t)) A) (sharp, time dependent)": verdict,
-                  "L = sigma_max(W) (head matrix alone, no output conversion)":
-                      "violated" if bool((cached & (ratio > sigma_w * gain_scale
-                                                    * (1 + REL_TOL) + rounding)).any())
-                      else "holds"},
+        measured=values[decided][0], bound=values[decided][1], readings=readings,
+        reading_values=values, decided_by=decided, identities=identities,
+        settings=f"E²-CRF operating point, B x T = {traj.batch}x{traj.n_steps}",
         note=(f"parametrisation {model.network.config.parametrisation!r}: L is time "
-              "dependent unless it is 'score'; per step: max over samples of ratio / L(t)"),
+              "dependent unless it is 'score'; the sharp L(t) is an operator-norm identity "
+              "(shown, not evidence); per step: max over samples of ratio / L(t)"
+              + ("; planted: no output conversion" if no_conversion else "")),
         series={"ratio_over_L": steps, "L": [float(x) for x in lip]})

@@ -22,6 +22,8 @@ from proofs_check.registry import ClaimResult, Context, register
 
 FALSE_ALARM = 1e-3  # family-wise probability of calling a true claim violated
 
+READING = "every covariance entry within z* Wishart standard errors of t Lambda^2"
+
 
 def wishart_z(samples: Tensor, cov: Tensor) -> Tensor:
     """(n, N) zero-mean samples, (N, N) claimed covariance -> z-scores of the upper
@@ -62,8 +64,9 @@ def check(ctx: Context, *, chart_fn: Callable[[Tensor], Tensor] = chart) -> Clai
     # Bonferroni over every compared entry: P(any |z| > z*) <= FALSE_ALARM under the claim
     z_star = NormalDist().inv_cdf(1 - FALSE_ALARM / (2 * len(z_all)))
     max_z = float(z_all.abs().max())
+    verdict = "holds" if max_z <= z_star else "violated"
     return ClaimResult(
-        "A.6", "Cov(phi(U w_t)) = t Lambda^2", "holds" if max_z <= z_star else "violated",
+        "A.6", "Cov(phi(U w_t)) = t Lambda^2", verdict,
         {"max_abs_z": max_z, "z_threshold": z_star, "max_rel_dev_diagonal": max(rel_diag),
          "rms_z": float(z_all.square().mean().sqrt()), "paths": float(n_paths),
          "entries_compared": float(len(z_all))},
@@ -71,7 +74,9 @@ def check(ctx: Context, *, chart_fn: Callable[[Tensor], Tensor] = chart) -> Clai
                    "Wishart standard errors sqrt((C_ij^2 + C_ii C_jj)/n) of t Lambda^2 "
                    f"(Bonferroni over all entries: false-alarm probability {FALSE_ALARM:g}); "
                    "rms_z ~ 1 confirms the standard error"),
-        measured=max_z, bound=z_star,
+        measured=max_z, bound=z_star, readings={READING: verdict},
+        reading_values={READING: (max_z, z_star)}, decided_by=READING,
+        settings=f"N in {list(sizes)}, {n_paths} paths, t in {list(times)}",
         note=(f"N in {list(sizes)}, {n_paths} paths of {n_increments} Gaussian increments, "
               f"t in {list(times)}"),
         series={"N": [float(n) for n in sizes], "max_abs_z_per_N": per_n})

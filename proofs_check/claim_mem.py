@@ -1,15 +1,18 @@
 """mem: "O(1) memory overhead" of the cache.
 
 Every registered cache policy (``fdbench.cache.POLICY_PRESETS``, so policies added later
-are included) runs a few reverse EM steps on tiny random networks while one of L (layers),
-N (series length) and B (batch) grows from a base point; ``engine.cache_bytes()`` after
-the steps is recorded and its growth exponent along each axis fitted (least-squares slope
-of log bytes on log size). O(1) means exponent 0; per-layer K/V caches are O(L N B d)."""
+are included) runs reverse EM steps on tiny random networks while one of L (layers),
+N (series length), B (batch) and T (sampler steps) grows from a base point. The overhead
+is ``engine.cache_bytes()`` after the steps minus the same count for the no-cache
+baseline ``none`` at the same point (the engine keeps K/V on full steps whatever the
+policy, so that share is not the cache's); its growth exponent along each axis is the
+least-squares slope of log bytes on log size. O(1) means exponent 0; per-layer K/V caches
+are O(L N B d)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
 
 from fdbench.cache import POLICY_PRESETS, CacheEngine
 from fdbench.errors import FdbenchError
@@ -20,7 +23,8 @@ from proofs_check.registry import ClaimResult, Context, register
 # an exponent >= 0.5 along an axis means the memory grows at least like sqrt(size): not
 # O(1); the expected exponents are 1 (O(L N B d)), the O(1) claim's is 0
 EXPONENT_MAX = 0.5
-BASE = {"L": 2, "N": 32, "B": 2}
+BASE = {"L": 2, "N": 32, "B": 2, "T": 3}
+BASELINE = "none"
 
 
 def slope(sizes: list[float], values: list[float]) -> float:
@@ -31,21 +35,27 @@ def slope(sizes: list[float], values: list[float]) -> float:
         sum((x - mx) ** 2 for x in xs)
 
 
-def _bytes(engine: CacheEngine) -> int:
-    return engine.cache_bytes()
+def _bytes(engine: CacheEngine, drop_store: bool) -> float:
+    if drop_store:   # the planted fault: an engine that frees its stores after the run
+        engine.caches, engine.final = None, None
+    return float(engine.cache_bytes())
 
 
-@register("mem", "O(1) memory overhead of the caches (bytes vs L, N, B)")
-def check(ctx: Context, *, measure: Callable[[CacheEngine], int] = _bytes) -> ClaimResult:
-    """Fault: ``measure`` (e.g. a constant, as if the caches did not grow)."""
+@register("mem", "O(1) memory overhead of the caches (bytes vs L, N, B, T)")
+def check(ctx: Context, *, policies: Sequence[str] | None = None,
+          drop_store: bool = False) -> ClaimResult:
+    """``policies``: the presets to test (default all but the baseline). Fault:
+    ``drop_store`` frees every engine's K/V and feature stores after its run (a cache
+    that keeps nothing), under which the overhead is O(1)."""
     # quick: two sizes per axis (a slope needs two); full: four
     grid = {"L": ctx.pick((1, 4), (1, 2, 4, 8)), "N": ctx.pick((16, 64), (16, 32, 64, 128)),
-            "B": ctx.pick((1, 4), (1, 2, 4, 8))}
-    n_steps = 3  # step 0 fills the caches, step 1 runs cached, step 2 (last) is full
+            "B": ctx.pick((1, 4), (1, 2, 4, 8)), "T": ctx.pick((3, 12), (3, 6, 12, 24))}
+    names = [p for p in (policies or POLICY_PRESETS) if p != BASELINE]
     numbers: dict[str, float] = {}
     series: dict[str, list[float]] = {}
     skipped, growing, worst = [], [], 0.0
     networks: dict[tuple[int, int], ScoreTransformer] = {}   # shared by all policies
+    measured: dict[tuple[str, int, int, int, int], float] = {}
 
     def network(n_layers: int, n_steps_series: int) -> ScoreTransformer:
         if (n_layers, n_steps_series) not in networks:
@@ -54,21 +64,25 @@ def check(ctx: Context, *, measure: Callable[[CacheEngine], int] = _bytes) -> Cl
             networks[n_layers, n_steps_series] = build_model(config, seed=ctx.seed).eval()
         return networks[n_layers, n_steps_series]
 
-    for name in POLICY_PRESETS:
-        exponents, measured = {}, {}   # measured: (L, N, B) -> bytes (base point once)
+    def bytes_at(name: str, point: dict[str, int], fault: bool) -> float:
+        key = (name, point["L"], point["N"], point["B"], point["T"])
+        if key not in measured:
+            engine = run_engine(network(point["L"], point["N"]), name, n_steps=point["T"],
+                                batch=point["B"], seed=ctx.seed)
+            measured[key] = _bytes(engine, fault)
+        return measured[key]
+
+    for name in names:
+        exponents = {}
         try:
             for axis, sizes in grid.items():
                 values = []
                 for size in sizes:
                     point = {**BASE, axis: size}
-                    key = (point["L"], point["N"], point["B"])
-                    if key not in measured:
-                        engine = run_engine(network(point["L"], point["N"]), name,
-                                            n_steps=n_steps, batch=point["B"], seed=ctx.seed)
-                        measured[key] = float(measure(engine))
-                    values.append(measured[key])
+                    values.append(bytes_at(name, point, drop_store)
+                                  - bytes_at(BASELINE, point, False))
                 exponents[axis] = slope(list(sizes), values)
-                series[f"{name}_bytes_vs_{axis}"] = values
+                series[f"{name}_overhead_bytes_vs_{axis}"] = values
         except (FdbenchError, ValueError) as err:  # config/shape errors at tiny sizes only
             skipped.append(f"{name} ({type(err).__name__}: {err})")
             continue
@@ -78,21 +92,23 @@ def check(ctx: Context, *, measure: Callable[[CacheEngine], int] = _bytes) -> Cl
         worst = max(worst, top)
         if top >= EXPONENT_MAX:
             growing.append(name)
-    tested = len(POLICY_PRESETS) - len(skipped)
+    tested = len(names) - len(skipped)
     verdict = "violated" if growing else ("holds" if tested else "vacuous")
     headline = {f"e2crf_exp_{axis}": numbers[f"e2crf_exp_{axis}"] for axis in grid
                 if f"e2crf_exp_{axis}" in numbers}
     numbers = {"policies_growing": float(len(growing)), **headline,
                "policies_tested": float(tested), "max_exponent": worst, **numbers}
-    series["sizes_L"] = [float(v) for v in grid["L"]]
-    series["sizes_N"] = [float(v) for v in grid["N"]]
-    series["sizes_B"] = [float(v) for v in grid["B"]]
+    for axis, sizes in grid.items():
+        series[f"sizes_{axis}"] = [float(v) for v in sizes]
+    reading = f"overhead over '{BASELINE}' has exponent < {EXPONENT_MAX} along L, N, B, T"
     return ClaimResult(
         "mem", "cache memory overhead is O(1)", verdict, numbers,
-        tolerance=(f"violated if any policy's fitted exponent of bytes along L, N or B is >= "
-                   f"{EXPONENT_MAX} (O(1) means 0; K/V caches give 1)"),
-        measured=worst, bound=EXPONENT_MAX,
-        note=(f"base point {BASE}, tiny preset (d_model 16), M = 1, bins layout, "
-              f"{n_steps} EM steps, bytes = engine.cache_bytes() after the last step; "
+        tolerance=(f"violated if any policy's fitted exponent of overhead bytes along L, N, B "
+                   f"or T is >= {EXPONENT_MAX} (O(1) means 0; K/V caches give 1)"),
+        measured=worst, bound=EXPONENT_MAX, readings={reading: verdict},
+        reading_values={reading: (worst, EXPONENT_MAX)}, decided_by=reading,
+        settings=(f"base point {BASE}, grid {dict(grid)}, tiny preset (d_model 16), M = 1, "
+                  "bins layout" + ("; planted: stores dropped" if drop_store else "")),
+        note=(f"overhead = engine.cache_bytes() after the last step minus '{BASELINE}''s; "
               f"growing: {growing}" + (f"; skipped: {skipped}" if skipped else "")),
         series=series)

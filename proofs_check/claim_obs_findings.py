@@ -6,14 +6,17 @@ value) that replaces the measured one, so a test can confirm the decision flips.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from fdbench.spectral import chart_to_bins
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, register
+from proofs_check.registry import ClaimResult, Context, decide, register
 
+Z_MIN = 2.0          # early above late by more than 2 standard errors (~98 % one-sided)
 PP = 0.10             # percentage-point tolerance on the paper's stated percentages
 
 
@@ -28,27 +31,58 @@ def _window(curve: Sequence[float], share: float, late: bool) -> list[float]:
     return list(curve[-size:] if late else curve[:size])
 
 
-def _inner_hit_rates(ctx: Context) -> list[float]:
-    """Per-step hit rate (share of bins reused) of the E²-CRF run, without the first and
-    last steps (the engine always computes them fully)."""
-    stats = trajectories.record(ctx).stats
-    return [1.0 - p for p in stats.trace("planned_fraction")[1:-1]]
+def _mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    finite = [v for v in values if v == v]
+    if len(finite) < 2:
+        return _mean(finite), float("inf")
+    mean = sum(finite) / len(finite)
+    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    return mean, math.sqrt(var / len(finite))
+
+
+def early_late_z(curve: Sequence[float], share: float = 0.2) -> tuple[float, float, float]:
+    """(early mean, late mean, z): z = (early - late) / se, se from the step-to-step
+    spread of the curve inside the two windows (the curve's own sampling spread)."""
+    early, se_early = _mean_and_se(_window(curve, share, False))
+    late, se_late = _mean_and_se(_window(curve, share, True))
+    se = math.hypot(se_early, se_late)
+    diff = early - late
+    if se > 0:
+        return early, late, diff / se
+    return early, late, (math.inf if diff > 0 else -math.inf if diff < 0 else 0.0)
 
 
 @register("O.event", "event intensity high early, low late", needs_model=True)
 def event(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimResult:
-    curve = list(planted) if planted is not None else \
-        trajectories.record(ctx).stats.trace("event_intensity")
-    early, late = _mean(_window(curve, 0.2, False)), _mean(_window(curve, 0.2, True))
-    ratio = early / late if late > 0 else float("inf")
-    verdict = "holds" if ratio >= 2.0 else "violated"
+    """``planted`` replaces the operating point's curve (tests of the decision rule)."""
+    curves = {"operating point": list(planted) if planted is not None
+              else trajectories.record(ctx).stats.trace("event_intensity")}
+    if planted is None:
+        curves["paper settings"] = trajectories.policy_run(
+            ctx, trajectories.paper_config(ctx)).engine.stats.trace("event_intensity")
+    readings, values, numbers = {}, {}, {}
+    for label, curve in curves.items():
+        early, late, z = early_late_z(curve)
+        name = f"early > late by > {Z_MIN:g} se, {label}"
+        readings[name] = "holds" if z > Z_MIN else "violated"
+        values[name] = (z, Z_MIN)
+        tag = "op" if label == "operating point" else "paper"
+        numbers.update({f"early_mean_{tag}": early, f"late_mean_{tag}": late,
+                        f"z_{tag}": z})
+    order = sorted(readings, key=lambda r: "paper" not in r)
+    verdict, decided = decide(readings, values, order)
     return ClaimResult(
         claim_id="O.event", statement="event intensity r_i is high early and low late",
-        verdict=verdict, numbers={"early_mean": early, "late_mean": late, "early_over_late": ratio},
-        tolerance=("'high early, low late' taken as: mean r over the first 20 % of steps at "
-                   "least 2x the mean over the last 20 % (a qualitative statement; 2x is a "
-                   "clear drop, not noise)"),
-        measured=ratio, bound=2.0, series={"event_intensity": curve})
+        verdict=verdict, numbers=numbers,
+        tolerance=(f"'high early, low late' taken as: mean r over the first 20 % of steps "
+                   f"above the mean over the last 20 % by more than {Z_MIN:g} standard errors "
+                   "(from the step-to-step spread of r inside the two windows)"),
+        measured=values[decided][0], bound=values[decided][1], readings=readings,
+        reading_values=values, decided_by=decided,
+        settings=(f"B x T = {'x'.join(map(str, trajectories.sizes(ctx)))}; paper settings "
+                  f"K = {trajectories.paper_config(ctx).K}, tau_0 = 0.01, R = 50; operating "
+                  "point E2CRFConfig()"),
+        series={f"event_intensity_{label.split()[0]}": list(c) for label, c in curves.items()})
 
 
 @register("O.highfreq", "high-frequency tokens change less between steps", needs_model=True)
@@ -66,6 +100,7 @@ def highfreq(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimRe
     low, high = float(per_bin[: k + 1].mean()), float(per_bin[k + 1:].mean())
     ratio = high / low
     verdict = "holds" if ratio <= 1 - PP else "violated"
+    name = f"relative change of k > K at most {1 - PP:.0%} of k <= K's"
     return ClaimResult(
         claim_id="O.highfreq", statement="high-frequency tokens (k > K) change less per step",
         verdict=verdict,
@@ -75,50 +110,109 @@ def highfreq(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimRe
         tolerance=(f"relative per-step change (the quantity E²-CRF's trigger uses) of the "
                    f"high band at most {1 - PP:.0%} of the low band's: 'less' by a margin "
                    "larger than the spread between bins"),
-        measured=ratio, bound=1 - PP,
+        measured=ratio, bound=1 - PP, readings={name: verdict},
+        reading_values={name: (ratio, 1 - PP)}, decided_by=name,
+        settings=f"uncached trajectory, B x T = {traj.batch}x{traj.n_steps}, K = {k}",
         note=f"uncached trajectory, bins view, K = {k}; relative change per bin in series",
         series={"relative_change_per_bin": [float(v) for v in per_bin],
                 "absolute_change_per_bin": [float(v) for v in absolute]})
 
 
+def _runs(ctx: Context) -> dict[str, Any]:
+    """Cache statistics of the operating point (the recording) and the paper settings."""
+    return {"operating point": trajectories.record(ctx).stats,
+            "paper settings": trajectories.policy_run(
+                ctx, trajectories.paper_config(ctx)).engine.stats}
+
+
+def _inner(stats: Any) -> list[float]:
+    """Per-step hit rate without the first and last steps (always computed fully)."""
+    return [1.0 - p for p in stats.trace("planned_fraction")[1:-1]]
+
+
+def _paper_first(readings: dict[str, str]) -> list[str]:
+    return sorted(readings, key=lambda r: "paper" not in r)
+
+
 @register("O.hitrate", "hit rate rises from ~40 % to ~75 %", needs_model=True)
 def hitrate(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimResult:
-    curve = list(planted) if planted is not None else _inner_hit_rates(ctx)
-    early, late = _mean(_window(curve, 0.1, False)), _mean(_window(curve, 0.1, True))
-    ok = abs(early - 0.40) <= PP and abs(late - 0.75) <= PP
+    """``planted`` replaces the measured curves (a test of the decision rule only)."""
+    curves = {"planted": list(planted)} if planted is not None else \
+        {label: _inner(stats) for label, stats in _runs(ctx).items()}
+    readings, values, numbers = {}, {}, {}
+    for label, curve in curves.items():
+        early, late = _mean(_window(curve, 0.1, False)), _mean(_window(curve, 0.1, True))
+        name = f"early ~40 %, late ~75 % (±{PP:.0%}), {label}"
+        readings[name] = "holds" if abs(early - 0.40) <= PP and abs(late - 0.75) <= PP \
+            else "violated"
+        values[name] = (late, 0.75)
+        numbers.update({f"early_hit_rate_{label.split()[0]}": early,
+                        f"late_hit_rate_{label.split()[0]}": late})
+    verdict, decided = decide(readings, values, _paper_first(readings))
     return ClaimResult(
         claim_id="O.hitrate", statement="hit rate rises from ~40 % (early) to ~75 % (late)",
-        verdict="holds" if ok else "violated",
-        numbers={"early_hit_rate": early, "late_hit_rate": late},
+        verdict=verdict, numbers=numbers,
         tolerance=(f"±{PP:.0%} points on both ends (the paper gives rounded percentages); "
                    "early/late = mean over the first/last 10 % of the cached steps"),
-        measured=late, bound=0.75, series={"hit_rate": curve})
+        measured=values[decided][0], bound=values[decided][1], readings=readings,
+        reading_values=values, decided_by=decided, settings=_settings(ctx),
+        series={f"hit_rate_{label.split()[0]}": c for label, c in curves.items()})
 
 
 @register("O.recompute", "~35 % of tokens recomputed per step", needs_model=True)
 def recompute(ctx: Context, *, planted: float | None = None) -> ClaimResult:
-    stats = trajectories.record(ctx).stats
-    planned = stats.trace("planned_fraction")
-    share = planted if planted is not None else _mean(planned)
-    executed = _mean(stats.trace("executed_fraction"))
+    """``planted`` replaces the measured share (a test of the decision rule only)."""
+    runs = _runs(ctx)
+    shares = {"planted": planted} if planted is not None else \
+        {label: _mean(stats.trace("planned_fraction")) for label, stats in runs.items()}
+    readings, values = {}, {}
+    for label, share in shares.items():
+        name = f"planned share 35 % ± {PP:.0%}, {label}"
+        readings[name] = "holds" if abs(share - 0.35) <= PP else "violated"
+        values[name] = (share, 0.35)
+    verdict, decided = decide(readings, values, _paper_first(readings))
+    stats = runs["operating point"]
     return ClaimResult(
         claim_id="O.recompute", statement="~35 % of tokens are recomputed per step",
-        verdict="holds" if abs(share - 0.35) <= PP else "violated",
-        numbers={"recomputed_share": share, "executed_share_with_padding": executed},
+        verdict=verdict,
+        numbers={**{f"recomputed_share_{k.split()[0]}": v for k, v in shares.items()},
+                 "executed_share_with_padding_op": _mean(stats.trace("executed_fraction"))},
         tolerance=f"±{PP:.0%} points (the paper gives a rounded percentage)",
-        measured=share, bound=0.35, series={"recomputed_share": planned})
+        measured=values[decided][0], bound=values[decided][1], readings=readings,
+        reading_values=values, decided_by=decided, settings=_settings(ctx),
+        series={"recomputed_share_op": stats.trace("planned_fraction")})
 
 
 @register("O.energy", "most energy at k <= N/10", needs_model=True)
-def energy(ctx: Context, *, planted: float | None = None) -> ClaimResult:
-    curve, source = trajectories.data_localisation(ctx)
+def energy(ctx: Context, *, planted: float | None = None, wrong_chart: bool = False
+           ) -> ClaimResult:
+    """``wrong_chart`` plants a fault in the computation (energy counted over time
+    positions instead of frequency bins); ``planted`` replaces the share (a test of the
+    decision rule only)."""
+    from proofs_check.claim_a03_hit_rate import position_localisation
+
+    series, source = trajectories.localisation_data(ctx)
+    curve = position_localisation(series) if wrong_chart else \
+        trajectories.data_localisation(ctx)[0]
     n = trajectories.shared_model(ctx).n_steps
     cutoff = n // 10
     share = planted if planted is not None else 1.0 - float(curve[cutoff])
+    name = "more than half the energy at k <= N/10"
+    verdict = "holds" if share > 0.5 else "violated"
     return ClaimResult(
         claim_id="O.energy", statement="most of the energy sits at k <= N/10",
-        verdict="holds" if share > 0.5 else "violated",
+        verdict=verdict,
         numbers={"energy_share_k_le_N/10": share, "cutoff_bin": float(cutoff)},
         tolerance="'most' = more than half of the energy (mirror bins counted)",
-        measured=share, bound=0.5, note=f"delta(K) of {source}",
+        measured=share, bound=0.5, readings={name: verdict},
+        reading_values={name: (share, 0.5)}, decided_by=name,
+        settings=f"N = {n}; {source}" + ("; planted: wrong chart" if wrong_chart else ""),
+        note=f"delta(K) of {source}",
         series={"energy_below_K": [1.0 - float(v) for v in curve]})
+
+
+def _settings(ctx: Context) -> str:
+    paper = trajectories.paper_config(ctx)
+    return (f"B x T = {'x'.join(map(str, trajectories.sizes(ctx)))}; paper settings K = "
+            f"{paper.K}, tau_0 = {paper.tau_0:g}, R = {paper.R}; operating point "
+            "E2CRFConfig()")

@@ -99,6 +99,8 @@ def check(ctx: Context, *, sampler_lam: str = "model") -> ClaimResult:
     emp = x0.T @ x0 / n_samples
     rel_frob = float((emp - c0).norm() / c0.norm())
     rel_diag = float(((emp.diagonal() - c0.diagonal()) / c0.diagonal()).abs().max())
+    reading = ("sampler with Lambda^2 (the claim)" if sampler_lam == "model" else
+               "sampler without Lambda^2 (fault)")
     return ClaimResult(
         "P3.1", "reverse SDE with Lambda^2 samples N(0, Q Sigma Q^T)",
         "holds" if excess <= 1.0 else "violated",
@@ -111,8 +113,9 @@ def check(ctx: Context, *, sampler_lam: str = "model") -> ClaimResult:
                    "bias |Cov_EM - C0| of the Lambda^2 chain (linear-Gaussian recursion); "
                    "verdict on max |z| / allowed <= 1"),
         measured=excess, bound=1.0,
-        readings={"sampler with Lambda^2 (the claim)" if sampler_lam == "model" else
-                  "sampler without Lambda^2 (fault)": "holds" if excess <= 1.0 else "violated"},
+        readings={reading: "holds" if excess <= 1.0 else "violated"},
+        reading_values={reading: (excess, 1.0)}, decided_by=reading,
+        settings=f"N = {n}, T = {n_steps}, {n_samples} samples",
         note=(f"AR(1) Sigma (rho 0.8), N = {n}, VP-SDE defaults, T = {n_steps}, "
               f"{n_samples} samples, score -P(t)^-1 x exact, sampler lam = {sampler_lam}"),
         series={"emp_diag": [round(float(v), 5) for v in emp.diagonal()],

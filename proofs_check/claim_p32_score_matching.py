@@ -74,6 +74,7 @@ def check(ctx: Context, *, weighting: str = "lambda2") -> ClaimResult:
                 weighted = (weight * (lam.square()[:, None] * residual).sum(dim=(1, 2))).mean()
                 ratio.append(float(code / weighted))
     gap = max(rel_gap)
+    reading = f"frequency loss weighting={weighting!r} vs time loss"
     return ClaimResult(
         "P3.2", "L_freq(Lambda^2-weighted) = L_time per sample",
         "holds" if gap <= REL_TOL else "violated",
@@ -84,8 +85,9 @@ def check(ctx: Context, *, weighting: str = "lambda2") -> ClaimResult:
                    "N M squares is ~1e-14; any real mismatch is O(1) (e.g. dropping Lambda^2 "
                    "halves most terms)"),
         measured=gap, bound=REL_TOL,
-        readings={f"frequency loss weighting={weighting!r} vs time loss":
-                  "holds" if gap <= REL_TOL else "violated"},
+        readings={reading: "holds" if gap <= REL_TOL else "violated"},
+        reading_values={reading: (gap, REL_TOL)}, decided_by=reading,
+        settings=f"N in {list(sizes)}, M = {n_channels}",
         note=("exact relation: sum_j Lambda_j^2 (f_j + z_j/(s Lambda_j))^2 = "
               "||Q^T f(Qx_t) + w/s||^2 with z = Lambda^-1 Q w. fdbench.train.dsm_loss is "
               "unweighted per coordinate (per-sample weight 1/sum (s Lambda_j)^-2); "

@@ -53,18 +53,40 @@ def paired_tv_lower(x: Tensor, y: Tensor, directions: Tensor) -> tuple[Tensor, T
     return diff.mean(dim=0).abs() / 2, se
 
 
+@torch.no_grad()
+def chain_without_lambda_noise(ctx: Context) -> tuple[Tensor, Tensor]:
+    """The planted sampler fault: the uncached network (score error 0) in a reverse EM
+    chain whose noise kick drops Lambda (g sqrt(dt) z instead of g sqrt(dt) Lambda z),
+    from the recording's prior and noise. Returns (final samples, score errors = 0)."""
+    model = trajectories.shared_model(ctx)
+    traj = trajectories.record(ctx)
+    sde, dt, lam = model.sde, traj.dt, traj.lam
+    lam2 = 1.0 if lam is None else lam[:, None] ** 2
+    x = traj.x_ref[0].clone()
+    for i in range(traj.n_steps):
+        t = traj.times[i].to(torch.float32).expand(x.shape[0])
+        score = model.score(model.network(x, t), x, t)
+        g = sde.diffusion(t).reshape(-1, 1, 1)
+        x = x - dt * (sde.drift(x, t) - g.square() * lam2 * score) \
+            + g * math.sqrt(dt) * traj.noise[i]
+    return x, torch.zeros_like(traj.score_err)
+
+
 @register("TV", "TV(cached, uncached) <= O(max ||eps||) (Girsanov + Pinsker)",
           needs_model=True)
-def check(ctx: Context, *, bound_scale: float = 1.0, planted_shift: float = 0.0) -> ClaimResult:
-    """Planted faults: ``bound_scale`` < 1 scales the bound down; ``planted_shift`` adds a
-    constant to every coordinate of the cached samples (a distribution difference the
-    estimator must see)."""
+def check(ctx: Context, *, sampler_drops_lambda: bool = False) -> ClaimResult:
+    """Planted fault: ``sampler_drops_lambda`` replaces the cached chain by a sampler that
+    drops Lambda from its noise (``chain_without_lambda_noise``): its score error is 0, so
+    the bound is 0, while its samples differ in law (the test shows the verdict flips)."""
     model = trajectories.shared_model(ctx)
     traj = trajectories.record(ctx)
     g2 = model.sde.diffusion(traj.times).square()
-    bound, kl_terms = pinsker_girsanov_bound(traj.score_err, g2, traj.dt, traj.lam)
-    bound *= bound_scale
-    x = traj.x_cache[-1].flatten(1).double() + planted_shift
+    if sampler_drops_lambda:
+        final, score_err = chain_without_lambda_noise(ctx)
+    else:
+        final, score_err = traj.x_cache[-1], traj.score_err
+    bound, kl_terms = pinsker_girsanov_bound(score_err, g2, traj.dt, traj.lam)
+    x = final.flatten(1).double()
     y = traj.x_ref[-1].flatten(1).double()
     generator = torch.Generator().manual_seed(ctx.seed)
     random_dirs = torch.randn(x.shape[1], ctx.pick(16, 64), generator=generator,
@@ -75,12 +97,13 @@ def check(ctx: Context, *, bound_scale: float = 1.0, planted_shift: float = 0.0)
     estimates, errors = paired_tv_lower(x, y, directions)
     best = int(estimates.argmax())
     measured, se = float(estimates[best]), float(errors[best])
-    sw = sliced_wasserstein(traj.x_cache[-1], traj.x_ref[-1], n_directions=100, seed=ctx.seed)
-    eps_max = float(traj.score_err.flatten(2).norm(dim=2).max())
+    sw = sliced_wasserstein(final, traj.x_ref[-1], n_directions=100, seed=ctx.seed)
+    eps_max = float(score_err.flatten(2).norm(dim=2).max())
     if bound >= 1.0:
         verdict = "vacuous"          # TV <= 1 always: the bound says nothing
     else:
         verdict = "holds" if measured - 2 * se <= bound else "violated"
+    reading = "paired tanh-projection lower estimate vs Girsanov-Pinsker bound"
     return ClaimResult(
         claim_id="TV", statement="TV(cached, uncached) <= 1/2 sqrt(sum dt g^2 E||Λ eps||^2)",
         verdict=verdict,
@@ -91,6 +114,11 @@ def check(ctx: Context, *, bound_scale: float = 1.0, planted_shift: float = 0.0)
         tolerance=("violated only if measured - 2 se > bound (se: standard error of the paired "
                    "mean, ~95 % one-sided); a bound >= 1 is vacuous (TV <= 1)"),
         measured=measured, bound=bound,
+        readings={reading: verdict}, reading_values={reading: (measured, bound)},
+        decided_by=reading,
+        settings=(f"E²-CRF operating point, B x T = {traj.batch}x{traj.n_steps}"
+                  + ("; planted: sampler noise without Lambda" if sampler_drops_lambda
+                     else "")),
         note=(f"{x.shape[0]} paired samples (shared noise); per-step KL terms in series; "
               "the KL is dominated by the last steps, where g^2 / s^2 ~ 1/t"),
         series={"kl_terms": [float(v) for v in kl_terms],

@@ -25,7 +25,13 @@ class ClaimResult:
     ``tolerance``: the tolerance the verdict used and why it is that size.
     ``readings``: for ambiguous statements, the verdict under each reading (name ->
     verdict), the strongest reasonable one and the one the paper's proof uses.
-    ``series``: optional curves for the report (name -> list of floats)."""
+    ``series``: optional curves for the report (name -> list of floats).
+    ``decided_by``: the reading whose verdict is the claim's verdict; ``measured`` and
+    ``bound`` are that reading's. ``reading_values``: reading -> (measured, bound), so
+    every reading's numbers can be shown beside its verdict. ``identities``: readings
+    that hold by construction (an algebraic identity of the computation): shown, never
+    counted as evidence for or against the claim. ``settings``: the sizes and policy
+    settings the verdict was reached at (with the mode, quick or full)."""
 
     claim_id: str
     statement: str
@@ -38,6 +44,10 @@ class ClaimResult:
     note: str = ""
     series: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    decided_by: str = ""
+    reading_values: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    identities: tuple[str, ...] = ()
+    settings: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -45,6 +55,14 @@ class ClaimResult:
         for reading, verdict in self.readings.items():
             if verdict not in VERDICTS:
                 raise ValueError(f"reading {reading!r}: verdict {verdict!r} not in {VERDICTS}")
+        named = set(self.readings)
+        if self.decided_by and self.decided_by not in named:
+            raise ValueError(f"decided_by {self.decided_by!r} is not one of the readings")
+        if self.decided_by in self.identities and named != set(self.identities):
+            raise ValueError(f"reading {self.decided_by!r} is an identity: it cannot decide "
+                             "while an evidence reading exists")
+        if not set(self.identities) <= named or not set(self.reading_values) <= named:
+            raise ValueError("identities and reading_values must name readings")
 
     @property
     def tightness(self) -> float | None:
@@ -55,7 +73,24 @@ class ClaimResult:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["tightness"] = self.tightness
+        record["identities"] = list(self.identities)
+        record["reading_values"] = {k: list(v) for k, v in self.reading_values.items()}
         return {key: _finite_or_str(value) for key, value in record.items()}
+
+
+def decide(readings: dict[str, str], values: dict[str, tuple[float | None, float | None]],
+           order: list[str], identities: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(verdict, deciding reading): the first evidence reading of ``order`` that is
+    violated (one counterexample refutes a claim), else the first of ``order`` (its
+    verdict). Identities are skipped: they hold by construction; only a claim with no
+    other reading is decided by its identity (shown as such)."""
+    evidence = [name for name in order if name not in identities] or list(order)
+    if not evidence:
+        raise ValueError("no reading to decide the claim")
+    for name in evidence:
+        if readings[name] == "violated":
+            return "violated", name
+    return readings[evidence[0]], evidence[0]
 
 
 def _finite_or_str(value: Any) -> Any:
@@ -151,11 +186,14 @@ def run_checks(ctx: Context, only: Sequence[str] | None = None,
             progress(claim_id)
         started = time.perf_counter()
         result = check.fn(ctx)
-        results.append(_with_seconds(result, time.perf_counter() - started))
+        results.append(_finished(result, time.perf_counter() - started, ctx))
     return results
 
 
-def _with_seconds(result: ClaimResult, seconds: float) -> ClaimResult:
+def _finished(result: ClaimResult, seconds: float, ctx: Context) -> ClaimResult:
+    """The result with its run time and the mode prefixed to its settings."""
     from dataclasses import replace
 
-    return replace(result, seconds=seconds)
+    mode = "quick" if ctx.quick else "full"
+    return replace(result, seconds=seconds,
+                   settings=mode + (f"; {result.settings}" if result.settings else ""))

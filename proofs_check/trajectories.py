@@ -1,7 +1,7 @@
 """Paired sampler trajectories shared by the model-dependent checks.
 
 Once per :class:`~proofs_check.registry.Context` (kept in ``ctx.memo``) the checkpoint's
-model samples B series with reverse Euler–Maruyama (``fdbench.solvers``) three times from
+model samples B series with reverse Euler–Maruyama (``fdbench.solvers``) twice from
 the same prior draw and the same per-step noise (``PerSampleNoise``, seeded by
 (ctx.seed, sample index)):
 
@@ -9,9 +9,10 @@ the same prior draw and the same per-step noise (``PerSampleNoise``, seeded by
 * E²-CRF — the cache engine with ``E2CRFConfig()`` (fdbench's operating point); at every
   step of this run the plain network is also evaluated at the *same* state and time, so
   the cache's score error shat - s and final-residual-stream error z_L - zhat_L are exact
-  per step (nothing else differs);
-* fixed — ``FixedConfig(R=T)``: one full step, every layer reused afterwards (the engine
-  computes the last step fully), for the growth-with-cached-steps claim.
+  per step (nothing else differs).
+
+``policy_run`` samples once more per cache config (e.g. the paper's stated settings,
+``paper_config``) from the same prior and noise, without the paired plain calls.
 
 Everything is recorded on CPU in float32 (the model's dtype); sizes are
 ``ctx.pick((8, 100), (16, 1000))`` samples x steps.
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fdbench.cache import CacheEngine, CacheStats, E2CRFConfig, FixedConfig, make_policy
+from fdbench.cache import CacheEngine, CacheStats, E2CRFConfig, make_policy
 from fdbench.pipeline import ScoreModel
 from fdbench.randomness import PerSampleNoise
 from fdbench.sde import prior_sample
@@ -60,10 +61,8 @@ class Trajectories:
     feat_err: Tensor
     token_err: Tensor
     fresh: Tensor
-    x_fixed: Tensor
     noise: Tensor
     stats: CacheStats
-    fixed_stats: CacheStats
     seconds_ref: float       # wall time of the uncached network calls
     seconds_cache: float     # wall time of the E²-CRF engine calls
     seconds_record: float    # the whole recording
@@ -196,21 +195,8 @@ def _record(model: ScoreModel, batch: int, n_steps: int, *, seed: int,
         head.handle.remove()
     seconds_cache = clock[0]
 
-    # fixed schedule: one full step, everything reused afterwards
-    fixed_engine = CacheEngine(network, make_policy(FixedConfig(R=n_steps)))
-    fixed_engine.start_batch(n_steps, torch.tensor(ids))
-    fixed = _Recorder(PerSampleNoise(seed, ids))
-    _prior(model, fixed._noise)
-
-    def fixed_score(x: Tensor, t: Tensor, step: int) -> Tensor:
-        fixed.states.append(x)
-        return model.score(fixed_engine(x, t, step), x, t)
-
-    x_fixed_end = reverse_euler_maruyama(fixed_score, x0.clone(), times, sde, lam, fixed.noise)
-
     noise = torch.stack(ref.draws)
-    if not (torch.equal(noise, torch.stack(cache.draws))
-            and torch.equal(noise, torch.stack(fixed.draws))):
+    if not torch.equal(noise, torch.stack(cache.draws)):
         raise RuntimeError("paired runs drew different noise: the pairing is broken")
     return Trajectories(
         config=config, times=times, dt=float(times[0] - times[1]), lam=lam,
@@ -218,17 +204,55 @@ def _record(model: ScoreModel, batch: int, n_steps: int, *, seed: int,
         x_cache=torch.stack(cache.states + [x_cache_end]),
         score_cache=torch.stack(cache.scores), score_err=torch.stack(errors["score"]),
         feat_err=torch.stack(errors["feat"]), token_err=torch.stack(errors["token"]),
-        fresh=torch.stack(fresh_masks), x_fixed=torch.stack(fixed.states + [x_fixed_end]),
-        noise=noise, stats=engine.stats, fixed_stats=fixed_engine.stats,
+        fresh=torch.stack(fresh_masks), noise=noise, stats=engine.stats,
         seconds_ref=seconds_ref, seconds_cache=seconds_cache,
         seconds_record=time.perf_counter() - started)
 
 
-def data_localisation(ctx: Context) -> tuple[Tensor, str]:
-    """delta(K) for K = 0..N//2 (``spectral.localisation_curve``) of the checkpoint's
-    training data when it is a registered data set, else of the uncached samples
-    (decoded to the time domain); and which of the two it is."""
-    key = "trajectories.delta"
+@dataclass(frozen=True)
+class PolicyRun:
+    """One cached sampler run (no paired plain-network calls): the engine as left after
+    the last step (its caches and ``stats``) and the returned samples."""
+
+    config: Any
+    engine: CacheEngine
+    samples: Tensor
+
+
+def paper_config(ctx: Context) -> E2CRFConfig:
+    """E²-CRF at the paper's stated settings for the checkpoint's N (K = floor(N/10),
+    tau_0 = 0.01, R = 50, the paper's readings)."""
+    return E2CRFConfig.paper_stated(shared_model(ctx).n_steps)
+
+
+def policy_run(ctx: Context, config: Any) -> PolicyRun:
+    """Sample with ``config``'s cache policy from the recording's prior and noise
+    (same sizes and seeds as :func:`record`), memoised per context and config."""
+    key = ("trajectories.policy_run", config)
+    if key not in ctx.memo:
+        model = shared_model(ctx)
+        batch, n_steps = sizes(ctx)
+        ids = list(range(batch))
+        noise = PerSampleNoise(ctx.seed, ids)
+        x0 = _prior(model, noise)
+        times = uniform_times(n_steps, model.sde.eps)
+        engine = CacheEngine(model.network, make_policy(config))
+        engine.start_batch(n_steps, torch.tensor(ids))
+
+        def score(x: Tensor, t: Tensor, step: int) -> Tensor:
+            return model.score(engine(x, t, step), x, t)
+
+        with torch.no_grad():
+            end = reverse_euler_maruyama(score, x0, times, model.sde, model.noise_scale(),
+                                         noise)
+        ctx.memo[key] = PolicyRun(config, engine, end)
+    return ctx.memo[key]
+
+
+def localisation_data(ctx: Context) -> tuple[Tensor, str]:
+    """The time-domain series delta(K) is measured on: the checkpoint's training data
+    when it is a registered data set, else the uncached samples (decoded); and which."""
+    key = "trajectories.localisation_data"
     if key not in ctx.memo:
         from fdbench.data import DATASETS, load_dataset
 
@@ -236,10 +260,19 @@ def data_localisation(ctx: Context) -> tuple[Tensor, str]:
         name = model.meta.get("data")
         if name in DATASETS:
             split = load_dataset(name, seed=int(model.meta.get("data_seed", 0)))
-            ctx.memo[key] = (localisation_curve(split.train), f"data '{name}' (train split)")
+            ctx.memo[key] = (split.train, f"data '{name}' (train split)")
         else:
-            samples = model.decode(record(ctx).x_ref[-1])
-            ctx.memo[key] = (localisation_curve(samples), "uncached samples")
+            ctx.memo[key] = (model.decode(record(ctx).x_ref[-1]), "uncached samples")
+    return ctx.memo[key]
+
+
+def data_localisation(ctx: Context) -> tuple[Tensor, str]:
+    """delta(K) for K = 0..N//2 (``spectral.localisation_curve``) of
+    :func:`localisation_data`, and which series it is."""
+    key = "trajectories.delta"
+    if key not in ctx.memo:
+        series, source = localisation_data(ctx)
+        ctx.memo[key] = (localisation_curve(series), source)
     return ctx.memo[key]
 
 

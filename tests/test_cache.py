@@ -234,12 +234,27 @@ def test_e2crf_energy_weighting_makes_high_energy_tokens_stricter() -> None:
     moved = base * 1.05                                    # 5 % relative change everywhere
     for use_energy, expected_loud in ((True, True), (False, False)):
         policy = make_policy(E2CRFConfig(K=0, tau_0=0.1, random_probe_ratio=0.0,
-                                         use_event=False, use_energy=use_energy))
+                                         use_event=False, use_energy=use_energy,
+                                         delta="relative"))
         policy.reset(BatchInfo(1, n_bins, 5, torch.arange(1), torch.device("cpu")))
         policy.decide(StepInfo(0, 5, torch.ones(1)), base)
         plan = policy.decide(StepInfo(1, 5, torch.ones(1)), moved).recompute[0]
         assert not plan[1:4].any()                          # quiet: tau = 0.1/0.04 = 2.5
         assert bool(plan[4:].all()) == expected_loud        # loud: tau = 0.1/36
+
+
+def test_e2crf_absolute_delta_with_energy_weighting() -> None:
+    """Absolute delta (E²-15 as printed): the loud bin's change 0.3 exceeds
+    tau = 0.1/36, the quiet bin's 0.01 stays below 0.1/0.04."""
+    n_bins = N // 2 + 1
+    base = torch.cat([torch.full((1, 4, 2 * M), 0.1), torch.full((1, n_bins - 4, 2 * M), 3.0)],
+                     dim=1)
+    policy = make_policy(E2CRFConfig(K=0, tau_0=0.1, random_probe_ratio=0.0, use_event=False,
+                                     delta="absolute"))
+    policy.reset(BatchInfo(1, n_bins, 5, torch.arange(1), torch.device("cpu")))
+    policy.decide(StepInfo(0, 5, torch.ones(1)), base)
+    plan = policy.decide(StepInfo(1, 5, torch.ones(1)), base * 1.05).recompute[0]
+    assert not plan[1:4].any() and bool(plan[4:].all())
 
 
 def test_e2crf_warning_forces_full_refresh_and_feedback() -> None:
@@ -248,7 +263,8 @@ def test_e2crf_warning_forces_full_refresh_and_feedback() -> None:
     net = network()
     xs = trajectory()
     xs[4] = xs[4] * 10.0                       # a jump: z_L changes a lot at step 4
-    config = E2CRFConfig(K=0, tau_0=100.0, R=1000, tau_warn=0.75, random_probe_ratio=0.5)
+    config = E2CRFConfig(K=0, tau_0=100.0, R=1000, tau_warn=0.75, random_probe_ratio=0.5,
+                         square_intensity=False)
     engine = CacheEngine(net, make_policy(config))
     run_engine(engine, xs)
     trace = engine.stats.records()
@@ -318,7 +334,7 @@ def test_refresh_reading_makes_every_R_th_step_a_full_step(refresh, expected) ->
 
 
 def test_feedback_period_follows_the_reading_of_R() -> None:
-    assert E2CRFConfig(R=7).feedback_period == 7                  # R = feedback period
+    assert E2CRFConfig(R=7, refresh=False).feedback_period == 7   # R = feedback period
     assert E2CRFConfig(R=7, refresh=True).feedback_period == 1    # every cached step
     assert E2CRFConfig(R=7, refresh=True, feedback_every=3).feedback_period == 3
     assert E2CRFConfig.paper_stated(187).refresh and E2CRFConfig.paper_best().refresh

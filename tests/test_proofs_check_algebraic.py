@@ -21,6 +21,7 @@ from proofs_check import (
     claim_a06_mirrored_bm,
     claim_a08_cache_size,
     claim_mem,
+    claim_obs_findings,
     claim_p31_lambda_sde,
     claim_p32_score_matching,
 )
@@ -31,7 +32,7 @@ from proofs_check.cyclotomic import (
     poly_divmod,
     reduce_rows,
 )
-from proofs_check.registry import CHECKS, ClaimResult, Context
+from proofs_check.registry import CHECKS, ClaimResult, Context, decide
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,11 @@ def test_a01_energy(ctx: Context) -> None:
     assert result.verdict == "violated"                      # the proof's Parseval step
     readings = list(result.readings.values())
     assert readings == ["violated", "holds", "holds"]
+    # the row shows the deciding reading's own numbers, and (*) is an identity
+    assert result.decided_by.startswith("identity as written")
+    assert (result.measured, result.bound) == result.reading_values[result.decided_by]
+    assert result.measured > 0.3 and result.bound < 1e-9
+    assert result.identities == ("corrected half-spectrum identity (*)",)
     assert 1.3 < result.numbers["ecg_paper_factor_mean"] < 2.0
     assert 1.9 < result.numbers["sines_paper_factor_mean"] <= 2.0
     assert result.numbers["max_rel_dev_identity"] < 1e-12
@@ -157,17 +163,61 @@ def test_a06_mirrored_bm(ctx: Context) -> None:
 
 
 def test_a08_cache_size(ctx: Context) -> None:
+    """Decided on the shipped model at the paper's settings and at the operating point,
+    from per-sample planned token counts of runs that do reuse tokens."""
     result = _valid(claim_a08_cache_size.check(ctx))
-    assert result.numbers["tokens_held_bins"] == result.numbers["bound_floor_N2_plus_1"]
-    assert result.numbers["tokens_held_chart"] == result.numbers["N"]
+    n, bound = result.numbers["N"], result.numbers["bound_floor_N2_plus_1"]
+    assert bound == n // 2 + 1
+    assert result.numbers["K_plus_1_paper"] == n // 10 + 1
+    for tag in ("paper", "op"):
+        assert result.numbers[f"tokens_held_{tag}"] <= bound
+        assert result.numbers[f"cached_steps_{tag}"] > 0
+        # the cache is exercised: fewer tokens planned than the whole spectrum
+        assert result.numbers[f"mean_planned_tokens_{tag}"] < bound
     assert result.verdict == "violated"                       # N_eff > K+1
-    assert result.numbers["mean_recomputed_tokens_cached_steps"] > \
-        result.numbers["K_plus_1"] + 0.5
-    # a policy computing only the low band meets N_eff = K+1; the chart layout breaks part 1
-    low_band_only = "e2crf:tau_0=1e9,random_probe_ratio=0,tau_warn=1e9"
-    assert claim_a08_cache_size.check(ctx, policy=low_band_only).verdict == "holds"
-    assert claim_a08_cache_size.check(ctx, layout="chart", policy=low_band_only).verdict \
-        == "violated"
+    assert result.decided_by.startswith("N_eff") and "paper settings" in result.decided_by
+    assert result.measured > result.bound + 0.5
+    # a policy computing only the low band meets N_eff = K+1 (the fault in the policy
+    # flips the verdict); a chart-layout network's caches break the size bound
+    low_band_only = {"tau_0": 1e12, "use_probes": False, "use_event": False}
+    flipped = claim_a08_cache_size.check(ctx, policy_changes=low_band_only)
+    assert flipped.verdict == "holds"
+    assert abs(flipped.numbers["mean_planned_tokens_paper"]
+               - flipped.numbers["K_plus_1_paper"]) < 1e-3
+    chart = claim_a08_cache_size.check(ctx, layout="chart", policy_changes=low_band_only)
+    assert chart.verdict == "violated" and "chart layout" in chart.decided_by
+    assert chart.measured == n
+
+
+def test_energy_observation_wrong_chart_flips(ctx: Context) -> None:
+    """On the shipped model's data: most energy at k <= N/10; counted over time positions
+    (a wrong chart in the computation) it is not."""
+    assert claim_obs_findings.energy(ctx).verdict == "holds"
+    assert claim_obs_findings.energy(ctx, wrong_chart=True).verdict == "violated"
+
+
+def test_decide_skips_identities_and_result_checks_decider() -> None:
+    readings = {"identity": "violated", "a": "holds", "b": "violated"}
+    values = {name: (1.0, 2.0) for name in readings}
+    assert decide(readings, values, ["identity", "a", "b"], ("identity",)) == ("violated", "b")
+    assert decide({"a": "holds"}, {}, ["a"]) == ("holds", "a")
+    with pytest.raises(ValueError, match="identity"):
+        ClaimResult("X", "x", "holds", {}, "t", readings={"i": "holds", "e": "holds"},
+                    identities=("i",), decided_by="i")
+    with pytest.raises(ValueError, match="decided_by"):
+        ClaimResult("X", "x", "holds", {}, "t", readings={"e": "holds"}, decided_by="z")
+
+
+def test_table_shows_decider_settings_and_identities() -> None:
+    from proofs_check.__main__ import format_table
+
+    result = ClaimResult("X", "x", "violated", {}, "t", measured=3.0, bound=2.0,
+                         readings={"i": "holds", "e": "violated"}, identities=("i",),
+                         reading_values={"e": (3.0, 2.0)}, decided_by="e",
+                         settings="quick; K=18")
+    row = format_table([result]).splitlines()[-1]
+    assert "| e | 3 | 2 | 1.5 | quick; K=18 |" in row
+    assert "i: identity, holds" in row and "e: violated 3 vs 2" in row
 
 
 def test_p31_lambda_sde(ctx: Context) -> None:
@@ -189,4 +239,18 @@ def test_mem(ctx: Context) -> None:
     assert result.verdict == "violated"
     assert result.numbers["e2crf_exp_B"] == pytest.approx(1.0, abs=0.05)
     assert result.numbers["e2crf_exp_N"] > 0.8
-    assert claim_mem.check(ctx, measure=lambda engine: 4096).verdict == "holds"
+    assert "e2crf_exp_T" in result.numbers and "none_exp_L" not in result.numbers
+    # an engine that frees its stores (a fault in the computation) has O(1) overhead
+    assert claim_mem.check(ctx, policies=("e2crf",)).verdict == "violated"
+    assert claim_mem.check(ctx, policies=("e2crf",), drop_store=True).verdict == "holds"
+
+
+def test_dof_tokens_halve_but_real_dimension_does_not(ctx: Context) -> None:
+    from proofs_check import claim_dof
+
+    result = _valid(claim_dof.check(ctx))
+    assert result.verdict == "violated" and result.decided_by.startswith("real degrees")
+    assert all(result.numbers[f"dof_N{n}"] == n for n in (16, 17, 187))
+    assert result.readings["token count floor(N/2)+1 <= N/2 + 1"] == "holds"
+    # a chart that drops the imaginary parts (the planted fault) does halve it
+    assert claim_dof.check(ctx, drop_imag=True).verdict == "holds"

@@ -152,9 +152,9 @@ def _curve_records() -> list[dict]:
     error, speedup, spec text or numeric value misorders some curve."""
     return [
         _rec("e2crf:tau_0=1", 0.02, 3.0, 3.1, 4.4),
-        _rec("e2crf:tau_0=0.02", 0.05, 1.2, 1.3, 1.5),
-        _rec("e2crf:tau_0=0.2", 0.01, 2.0, 2.2, 2.9),
-        _rec("e2crf:tau_0=0.05", 0.03, 1.1, 1.25, 1.4),   # slower than the milder 0.02
+        _rec("e2crf:tau_0=0.05", 0.05, 1.2, 1.3, 1.5),
+        _rec("e2crf:tau_0=0.5", 0.01, 2.0, 2.2, 2.9),
+        _rec("e2crf:tau_0=0.2", 0.03, 1.1, 1.25, 1.4),   # slower than the milder 0.05
         _rec("fora:cache_interval=6", 0.2, 4.0),
         _rec("fora:cache_interval=10", 0.5, 6.0),     # outside the grid: after it
         _rec("fora:cache_interval=2", 0.004, 1.8),
@@ -162,8 +162,8 @@ def _curve_records() -> list[dict]:
         _rec("naive_kv:K=0", 0.009, 1.1),
         _rec("naive_kv:K=10", 0.001, 1.01),
         _rec("naive_kv:K=2", 0.006, 1.05),
-        _rec("e2crf_no_event:tau_0=0.2", 0.04, 2.1, 2.2, 2.8),
-        _rec("e2crf_no_event:tau_0=0.02", 0.06, 1.3, 1.3, 1.6),
+        _rec("e2crf_no_event:tau_0=0.5", 0.04, 2.1, 2.2, 2.8),
+        _rec("e2crf_no_event:tau_0=0.05", 0.06, 1.3, 1.3, 1.6),
         # left out: no paired error, the uncached baseline, a cache on the best solver
         {**_rec("toca:cache_interval=2", None, 2.0), "family": "cache"},
         {**_rec("none", None, 1.0), "family": "baseline", "cache": None, "method": "uncached"},
@@ -179,7 +179,7 @@ def test_curve_series_orders_each_method_by_setting() -> None:
     series = curve_series(_curve_records())
     assert list(series) == ["e2crf", "fora", "e2crf_no_event", "naive_kv"]  # CACHE_POINTS order
     specs = {m: [p.spec for p in points] for m, points in series.items()}
-    assert specs["e2crf"] == ["e2crf:tau_0=0.02", "e2crf:tau_0=0.05", "e2crf:tau_0=0.2",
+    assert specs["e2crf"] == ["e2crf:tau_0=0.05", "e2crf:tau_0=0.2", "e2crf:tau_0=0.5",
                               "e2crf:tau_0=1"]
     assert specs["fora"] == ["fora:cache_interval=2", "fora:cache_interval=6",
                              "fora:cache_interval=8", "fora:cache_interval=10"]
@@ -206,8 +206,8 @@ def test_curve_series_groups_the_ablations() -> None:
 
     ablation = curve_series(_curve_records(), ABLATION_FIGURE)
     assert list(ablation) == ["e2crf", "e2crf_no_event", "naive_kv"]
-    assert [p.spec for p in ablation["e2crf_no_event"]] == ["e2crf_no_event:tau_0=0.02",
-                                                            "e2crf_no_event:tau_0=0.2"]
+    assert [p.spec for p in ablation["e2crf_no_event"]] == ["e2crf_no_event:tau_0=0.05",
+                                                            "e2crf_no_event:tau_0=0.5"]
     main = curve_series(_curve_records(), exclude=ABLATIONS)
     assert list(main) == ["e2crf", "fora"]
 

@@ -39,6 +39,7 @@ POLICY_PRESETS: dict[str, Callable[[int], CacheConfig]] = {
     "e2crf": lambda n: E2CRFConfig(),
     "e2crf_literal": lambda n: E2CRFConfig(reuse_mode="literal"),
     "e2crf_literal_kv": lambda n: E2CRFConfig(reuse_mode="literal", kv_fresh=True),
+    "e2crf_v01": lambda n: E2CRFConfig.v01_readings(),
     "e2crf_paper": lambda n: E2CRFConfig.paper_stated(n),
     "e2crf_best": lambda n: E2CRFConfig.paper_best(),
     "e2crf_public": lambda n: E2CRFConfig.public_code(),

@@ -208,11 +208,27 @@ def _solver_cache_sweep_table(records: list[dict[str, Any]]) -> Table:
     return header, rows
 
 
+def _claim_readings(c: dict[str, Any]) -> str:
+    """Every reading with its verdict (and measured vs bound); identities marked."""
+    identities, values = set(c.get("identities") or ()), c.get("reading_values") or {}
+    cells = []
+    for name, verdict in (c.get("readings") or {}).items():
+        pair = values.get(name) or (None, None)
+        numbers = "" if number(pair[0]) is None else f" {fmt(pair[0])} vs {fmt(pair[1])}"
+        cells.append(f"{name}: {'identity, ' if name in identities else ''}{verdict}{numbers}")
+    return "; ".join(cells)
+
+
 def claims_table(inputs: ReportInputs) -> Table:
-    header = ["id", "claim", "verdict", "measured", "bound", "tightness", "tolerance", "note"]
+    """One row per claim: the verdict, the reading that decided it with that reading's
+    measured value and bound, the mode and settings, and every reading."""
+    header = ["id", "claim", "verdict", "decided by", "measured", "bound", "tightness",
+              "settings", "readings", "tolerance", "note"]
     rows = [[str(c.get("claim_id", "?")), str(c.get("statement", "")),
-             f"**{c.get('verdict', '?')}**", fmt(c.get("measured")), fmt(c.get("bound")),
-             fmt(c.get("tightness")), str(c.get("tolerance", "")), str(c.get("note", ""))]
+             f"**{c.get('verdict', '?')}**", str(c.get("decided_by") or "-"),
+             fmt(c.get("measured")), fmt(c.get("bound")), fmt(c.get("tightness")),
+             str(c.get("settings") or "-"), _claim_readings(c),
+             str(c.get("tolerance", "")), str(c.get("note", ""))]
             for c in inputs.claims]
     return header, rows
 
