@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from fdbench.spectral import bin_energy, bin_multiplicity, localisation_curve
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 DATASETS = ("ecg", "sines")
 # "most of the energy": the claim's delta must be small for the hit-rate bound
@@ -122,8 +122,7 @@ def check(ctx: Context, *, spectrum: str = "half", norm: str = "ortho") -> Claim
         tolerance=(f"identities: relative {IDENTITY_REL_TOL:g} (float64 sums); concentration: "
                    f"pooled delta(K) <= {DELTA_MAX} at K = floor(N/10) (the paper's 'most "
                    "energy in k <= N/10'; A.3's rho >= 1 - delta is void for large delta)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided, identities=(corrected,),
+        **decided_fields(readings, values, decided), identities=(corrected,),
         settings="K = floor(N/10); train splits of " + ", ".join(DATASETS),
         note=("the proof's E_total = ||x||^2 overstates the half-spectrum total by the "
               "factor ||x||^2 / sum_{k<=N/2}|c_k|^2 (paper_factor, ~2); measured for the "

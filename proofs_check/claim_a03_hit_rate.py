@@ -30,7 +30,7 @@ from fdbench.pipeline import ScoreModel
 from fdbench.solvers import uniform_times
 from fdbench.spectral import chart, chart_to_bins, localisation_curve
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 TOL = 0.02
 
@@ -144,8 +144,7 @@ def check(ctx: Context, *, wrong_chart: bool = False) -> ClaimResult:
         verdict=verdict, numbers=numbers,
         tolerance=(f"{TOL} absolute on rho and on the saving fraction: per-step hit rates "
                    "average over T steps x B samples; the probe draws alone move rho by ~1e-2"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"B x T = {'x'.join(map(str, trajectories.sizes(ctx)))}; "
                   f"paper {_setting(paper)}; "
                   f"operating point {_setting(configs['operating point'])}"),

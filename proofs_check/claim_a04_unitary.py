@@ -10,7 +10,7 @@ from fractions import Fraction
 import torch
 
 from proofs_check.cyclotomic import dft_unitarity_exact
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 EXACT_N = (3, 5, 6, 7, 8, 187)
 # the squared scale of each torch.fft norm: U = scale * F, so U U* = scale^2 F F*
@@ -64,8 +64,7 @@ def check(ctx: Context, *, norm: str = "ortho", root_power: int = 1,
         tolerance=("exact part: equality of reduced integer polynomials (no tolerance); "
                    f"float part: max |U U* - I| <= {FLOAT_REL_TOL:g} N eps64 (rounding of a "
                    "length-N complex dot product is <= ~N eps; x10 margin)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=f"exact N in {list(EXACT_N)}; float N in {list(float_n)}",
         note=(f"norm={norm}, root_power={root_power}, perturbation={perturbation}; "
               "exact: (U U*)_jk = N^-1 sum_t omega^((j-k)t) reduced mod Phi_N"),

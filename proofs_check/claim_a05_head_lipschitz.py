@@ -19,7 +19,7 @@ from torch import Tensor
 
 from fdbench.pipeline import ScoreModel
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 REL_TOL = 1e-6
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
@@ -122,8 +122,7 @@ def check(ctx: Context, *, no_conversion: bool = False, cached_gain: float = 1.0
                  "violating_pairs": float(over.sum()), "cached_pairs": float(cached.sum())},
         tolerance=(f"ratio <= L (1 + {REL_TOL:g}) + 4 eps32 ||shat|| / ||eps_L||: the map is "
                    "exactly linear, so only float32 rounding of the two scores can exceed L"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided, identities=identities,
+        **decided_fields(readings, values, decided), identities=identities,
         settings=f"E²-CRF operating point, B x T = {traj.batch}x{traj.n_steps}",
         note=(f"parametrisation {model.network.config.parametrisation!r}: L is time "
               "dependent unless it is 'score'; the sharp L(t) is an operator-norm identity "

@@ -18,7 +18,7 @@ from torch import Tensor
 from fdbench.sde import reverse_drift
 from proofs_check import trajectories
 from proofs_check.claim_a05_head_lipschitz import FLOAT32_EPS, shared_head_lipschitz
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 REL_TOL = 1e-5
 
@@ -96,8 +96,7 @@ def check(ctx: Context, *, sampler_drops_g2: bool = False) -> ClaimResult:
                  "gap_vs_closed_form_rel": identity},
         tolerance=(f"gap <= bound (1 + {REL_TOL:g}): both updates are exact float64 "
                    "arithmetic on the recorded float32 scores, so only rounding can exceed"),
-        measured=values[decided][0], bound=values[decided][1],
-        readings=readings, reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=f"E²-CRF operating point, B x T = {traj.batch}x{traj.n_steps}",
         note=("measured gap equals |dt| g^2 ||Lambda^2 (shat - s)|| (relative deviation "
               "gap_vs_closed_form_rel); the stated ||f|| term makes the bound loose"),

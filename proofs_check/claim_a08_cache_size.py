@@ -27,7 +27,7 @@ from fdbench.sde import VPSDE, prior_sample
 from fdbench.solvers import reverse_euler_maruyama, uniform_times
 from fdbench.spectral import chart_lambda, n_bins
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 # counts are integers per sample and step: a mean more than half a token above K+1
 # cannot come from rounding
@@ -117,8 +117,7 @@ def check(ctx: Context, *, layout: str = "bins", policy_changes: dict[str, Any] 
         "A.8", "cache stores <= floor(N/2)+1 tokens; N_eff = K+1", verdict, numbers,
         tolerance=(f"size: exact token count <= floor(N/2)+1; N_eff: |mean planned tokens "
                    f"per cached step - (K+1)| <= {TOKEN_TOL} (counts are integers)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"B x T = {'x'.join(map(str, trajectories.sizes(ctx)))}, N = {n}; "
                   + "; ".join(f"{k} {_setting(c)}" for k, c in configs.items())),
         note="planned = per-sample token counts of the policy (no padding); the checkpoint's "

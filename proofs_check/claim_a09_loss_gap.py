@@ -26,7 +26,7 @@ from torch import Tensor
 
 from fdbench.sde import perturb
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 from proofs_check.trajectories import fit_loglog_slope
 
 SLOPE_TOL = 0.2
@@ -131,8 +131,7 @@ def check(ctx: Context, *, wrong_lambda: bool = False) -> ClaimResult:
                  "slope_finite_batch": batch_slope},
         tolerance=(f"second order iff the population first-order term c1 is 0: |c1| / se <= "
                    f"{Z_MAX} (Monte-Carlo mean over posterior draws; P(|z| > 4) < 1e-4)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"Gaussian chart data N = {model.n_steps}, {len(t)} times in [0.05, 0.95], "
                   f"{ctx.pick(8, 16)} x_t each, {ctx.pick(2048, 4096)} posterior draws per x_t"),
         note=("gap = r c1 + r^2 c2; the finite-batch slope is ~1 whatever the network "

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from fdbench.pipeline import ScoreModel
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 REL_TOL = 1e-6
 
@@ -100,8 +100,7 @@ def check(ctx: Context, *, freeze_time: bool = False) -> ClaimResult:
                    "forward rounding is ~1e-7) refutes it; L = max finite-difference ratio "
                    "over the pairs (a lower estimate of the true constant, so the bound is "
                    "generous)"),
-        measured=values[decided][0], bound=values[decided][1],
-        readings=readings, reading_values=values, decided_by=decided, identities=identities,
+        **decided_fields(readings, values, decided), identities=identities,
         settings=(f"E²-CRF operating point, reuse R = {reuse} steps, {len(starts)} start "
                   f"steps, B = {traj.batch}" + ("; planted: t frozen" if freeze_time else "")),
         note=("time_term_share = mean ||z(x_b,t_a) - z(x_b,t_b)|| / stale error; the "

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from fdbench.spectral import chart, chart_to_bins, n_bins
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 # "halved": at most one real dimension (or token) above N/2
 SLACK = 1.0
@@ -57,8 +57,7 @@ def check(ctx: Context, *, drop_imag: bool = False) -> ClaimResult:
          **{f"tokens_N{n}": float(n_bins(n)) for n in sizes}},
         tolerance=(f"'halved' = at most N/2 + {SLACK:g}; the rank is exact (an integer "
                    "matrix rank of a float64 map with singular values 1 or 1/sqrt(2))"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=f"N in {list(sizes)}, one channel" + ("; planted: Im dropped" if drop_imag
                                                        else ""),
         note="the token count halves; the real dimension does not (Im c_0 = 0 is the only "

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from fdbench.cache import CacheEngine, FixedConfig, make_policy
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 from proofs_check.trajectories import fit_loglog_slope
 
 EXPONENT_TOL = 0.15
@@ -102,8 +102,7 @@ def check(ctx: Context, *, fault: str | None = None, strength: float = 0.0) -> C
                  "final_gap": float(cached[-1])},
         tolerance=(f"power-law exponent <= 1 + {EXPONENT_TOL}: the log-log fit over "
                    f"{len(k)} cached steps; a sum of linear and saturating terms stays below"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"FixedConfig(R={window}) windows from shared uncached states at steps "
                   f"{sorted(set(starts))} of T = {traj.n_steps}, B = {traj.batch}"
                   + (f"; planted {fault} {strength:g}" if fault else "")),

@@ -14,7 +14,7 @@ import torch
 
 from fdbench.spectral import chart_to_bins
 from proofs_check import trajectories
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 
 Z_MIN = 2.0          # early above late by more than 2 standard errors (~98 % one-sided)
 PP = 0.10             # percentage-point tolerance on the paper's stated percentages
@@ -77,8 +77,7 @@ def event(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimResul
         tolerance=(f"'high early, low late' taken as: mean r over the first 20 % of steps "
                    f"above the mean over the last 20 % by more than {Z_MIN:g} standard errors "
                    "(from the step-to-step spread of r inside the two windows)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"B x T = {'x'.join(map(str, trajectories.sizes(ctx)))}; paper settings "
                   f"K = {trajectories.paper_config(ctx).K}, tau_0 = 0.01, R = 50; operating "
                   "point E2CRFConfig()"),
@@ -154,8 +153,7 @@ def hitrate(ctx: Context, *, planted: Sequence[float] | None = None) -> ClaimRes
         verdict=verdict, numbers=numbers,
         tolerance=(f"±{PP:.0%} points on both ends (the paper gives rounded percentages); "
                    "early/late = mean over the first/last 10 % of the cached steps"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided, settings=_settings(ctx),
+        **decided_fields(readings, values, decided), settings=_settings(ctx),
         series={f"hit_rate_{label.split()[0]}": c for label, c in curves.items()})
 
 
@@ -178,8 +176,7 @@ def recompute(ctx: Context, *, planted: float | None = None) -> ClaimResult:
         numbers={**{f"recomputed_share_{k.split()[0]}": v for k, v in shares.items()},
                  "executed_share_with_padding_op": _mean(stats.trace("executed_fraction"))},
         tolerance=f"±{PP:.0%} points (the paper gives a rounded percentage)",
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided, settings=_settings(ctx),
+        **decided_fields(readings, values, decided), settings=_settings(ctx),
         series={"recomputed_share_op": stats.trace("planned_fraction")})
 
 

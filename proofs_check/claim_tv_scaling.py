@@ -19,7 +19,7 @@ from torch import Tensor
 
 from proofs_check import trajectories
 from proofs_check.claim_tv import paired_tv_lower, pinsker_girsanov_bound
-from proofs_check.registry import ClaimResult, Context, decide, register
+from proofs_check.registry import ClaimResult, Context, decide, decided_fields, register
 from proofs_check.trajectories import fit_loglog_slope
 
 EPSILONS = (0.1, 0.2, 0.4)
@@ -89,8 +89,7 @@ def check(ctx: Context, *, noise_scale: float = 1.0) -> ClaimResult:
          **{f"bound_eps{e:g}": b for e, b in zip(EPSILONS, bounds, strict=True)}},
         tolerance=(f"TV estimate - 2 se <= bound; slope <= 1 + {SLOPE_TOL} (three eps, "
                    f"{traj.batch} paired samples)"),
-        measured=values[decided][0], bound=values[decided][1], readings=readings,
-        reading_values=values, decided_by=decided,
+        **decided_fields(readings, values, decided),
         settings=(f"uncached network + planted score error, eps in {list(EPSILONS)}, "
                   f"B x T = {traj.batch}x{traj.n_steps}"
                   + (f"; planted: noise x{noise_scale:g}" if noise_scale != 1 else "")),

@@ -93,6 +93,15 @@ def decide(readings: dict[str, str], values: dict[str, tuple[float | None, float
     return readings[evidence[0]], evidence[0]
 
 
+def decided_fields(readings: dict[str, str],
+                   values: dict[str, tuple[float | None, float | None]],
+                   decided: str) -> dict[str, Any]:
+    """The ClaimResult fields that name the deciding reading: its measured value and bound,
+    every reading's verdict and values, and which one decided (see :func:`decide`)."""
+    return {"measured": values[decided][0], "bound": values[decided][1], "readings": readings,
+            "reading_values": values, "decided_by": decided}
+
+
 def _finite_or_str(value: Any) -> Any:
     """JSON has no inf/nan: write them as strings so the file stays standard JSON."""
     if isinstance(value, float) and not math.isfinite(value):
