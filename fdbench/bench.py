@@ -6,13 +6,14 @@ with the uncached samples; (2) a timing pass per batch size — the uncached sam
 every policy run interleaved in one process (round robin, after a warm-up, fixed
 threads), each round's wall ratio taken against the same round's uncached run. Every
 speedup is printed beside its FLOP ratio. Records go to ``results.jsonl`` (rewritten
-atomically after each record); a rerun with the same settings skips finished records."""
+atomically after each record, ``fdbench.result_store``); a rerun with the same settings
+skips finished records and says which, a rerun with other settings into the same
+directory is refused."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,25 +23,27 @@ import numpy as np
 import torch
 
 from fdbench import __version__
+from fdbench.bench_table import UNCACHED
 from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
-from fdbench.checkpoint import load_checkpoint
+from fdbench.checkpoint import load_checkpoint, read_config
 from fdbench.data import SeriesSplit, load_dataset
 from fdbench.distributed import Dist, resolve_device
-from fdbench.errors import ConfigError
+from fdbench.errors import ConfigError, FdbenchError
 from fdbench.generate import generate
-from fdbench.io import atomic_save_npy, atomic_write_text
+from fdbench.io import atomic_save_npy, check_writable_dir
 from fdbench.judges import JUDGE_KEYS, MIN_SERIES, check_judge_sizes, evaluate_samples
 from fdbench.pipeline import ScoreModel
+from fdbench.progress import Stage, bar
 from fdbench.quality import (
     paired_relative_error,
     quality_summary,
     summarise_paired,
     trajectory_relative_error,
 )
+from fdbench.result_store import ResultStore
 from fdbench.timing import ratio_summary, time_call
 
 RESULTS_FILE = "results.jsonl"
-UNCACHED = "uncached"
 NETWORK_OFF = "network_off"
 COMPILED = "uncached_compiled"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,7 +113,9 @@ class BenchConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"BenchConfig.precision must be one of {sorted(PRECISIONS)}, "
                               f"got {self.precision!r}")
-        for name in ("n_steps", "num_samples", "sample_batch", "rounds", "threads",
+        if self.n_steps < 2:  # a solver steps between >= 2 grid times (fdbench.solvers)
+            raise ConfigError(f"BenchConfig.n_steps must be >= 2, got {self.n_steps}")
+        for name in ("num_samples", "sample_batch", "rounds", "threads",
                      "n_directions", "n_boot"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BenchConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -126,35 +131,6 @@ class BenchConfig:
             raise ConfigError(f"BenchConfig.warmup_steps must be >= 2, got {self.warmup_steps}")
 
 
-class ResultStore:
-    """JSON-lines records keyed by (kind, policy, batch); rewritten atomically."""
-
-    def __init__(self, path: Path, settings: dict[str, Any], *, writable: bool = True):
-        # JSON-normalised (tuples -> lists) so settings read back from disk compare equal
-        self.path, self.settings = path, json.loads(json.dumps(settings))
-        self.writable = writable  # False on ranks > 0: one writer per file
-        lines = []
-        if path.exists():
-            lines = [json.loads(line) for line in path.read_text().splitlines() if line]
-        # records of other settings are another experiment: kept in the file, never reused
-        self.records = [r for r in lines if r.get("settings") == self.settings]
-        self.foreign = [r for r in lines if r.get("settings") != self.settings]
-
-    def find(self, kind: str, policy: str, batch: int | None = None) -> dict[str, Any] | None:
-        for record in self.records:
-            if (record["kind"], record["policy"], record.get("batch")) == (kind, policy, batch):
-                return record
-        return None
-
-    def add(self, record: dict[str, Any]) -> None:
-        self.records.append({**record, "settings": self.settings})
-        if not self.writable:
-            return
-        text = "".join(json.dumps(r, sort_keys=True) + "\n"
-                       for r in self.foreign + self.records)
-        atomic_write_text(self.path, text)
-
-
 def policy_engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | None:
     """The sampler's engine for ``spec``: None (uncached), the network-off control, the
     compiled network, or a cache policy ``NAME[:field=value,...]`` (validated here)."""
@@ -167,13 +143,20 @@ def policy_engine(model: ScoreModel, spec: str) -> CacheEngine | NetworkOff | No
     return CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)))
 
 
+def validate_policy_spec(spec: str, n_steps: int) -> None:
+    """Refuse a bad ``spec`` for series of length ``n_steps`` (a checkpoint's
+    ``config.json`` gives it) before any model is loaded: the policy is parsed and built
+    as :func:`policy_engine` would, without a network."""
+    if spec not in (UNCACHED, NETWORK_OFF, COMPILED):
+        make_policy(parse_policy(spec, n_steps))
+
+
 def training_data(model: ScoreModel) -> SeriesSplit:
-    """The train/test split of the data the checkpoint was trained on (from its meta)."""
-    name = model.meta.get("data")
-    if not name:
-        raise ConfigError("the checkpoint does not say which data it was trained on "
-                          "(meta.data); cannot score samples")
-    return load_dataset(name, seed=int(model.meta.get("data_seed", 0)))
+    """The train/test split of the data the checkpoint was trained on (from its meta:
+    the recorded data source, file path and hash checked, or a registered name)."""
+    from fdbench.data import dataset_for_checkpoint
+
+    return dataset_for_checkpoint(model.meta)
 
 
 def judge_summary(samples: torch.Tensor, split: SeriesSplit, config: BenchConfig, *,
@@ -212,17 +195,20 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
 
     uncached = draw(UNCACHED)
     extra = (COMPILED,) if config.compile else ()
-    for spec in (*config.policies, *extra, NETWORK_OFF):
+    shown = progress and job.is_main
+    specs = (*config.policies, *extra, NETWORK_OFF)
+    for spec in bar(specs, desc="quality pass (policies)", enabled=shown, unit="policy"):
         if job.broadcast(store.find("quality", spec) is not None):
             continue
         samples = draw(spec)
         if job.is_main:
-            summary = quality_summary(samples, reference, paired_reference=uncached,
-                                      n_directions=config.n_directions, seed=config.seed,
-                                      n_boot=config.n_boot)
-            summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
-            if config.judge_repeats:
-                summary.update(judge_summary(samples, split, config))
+            with Stage(f"quality pass: scored {spec}", enabled=shown):
+                summary = quality_summary(samples, reference, paired_reference=uncached,
+                                          n_directions=config.n_directions,
+                                          seed=config.seed, n_boot=config.n_boot)
+                summary["trajectory_paired"] = _trajectory_error(samples_dir, spec, config)
+                if config.judge_repeats:
+                    summary.update(judge_summary(samples, split, config))
             store.add({"kind": "quality", "policy": spec, "quality": summary})
     if config.precision != "fp32" and not job.broadcast(store.find("precision", UNCACHED)):
         # the precision's quality effect: uncached samples against fp32 ones, same noise
@@ -232,10 +218,11 @@ def quality_pass(model: ScoreModel, config: BenchConfig, store: ResultStore,
             store.add({"kind": "precision", "policy": UNCACHED,
                        "precision": config.precision, "paired_vs_fp32": paired})
     if job.is_main and store.find("quality", UNCACHED) is None:
-        summary = quality_summary(uncached, reference, n_directions=config.n_directions,
-                                  seed=config.seed, n_boot=config.n_boot)
-        if config.judge_repeats:
-            summary.update(judge_summary(uncached, split, config, references=True))
+        with Stage(f"quality pass: scored {UNCACHED}", enabled=shown):
+            summary = quality_summary(uncached, reference, n_directions=config.n_directions,
+                                      seed=config.seed, n_boot=config.n_boot)
+            if config.judge_repeats:
+                summary.update(judge_summary(uncached, split, config, references=True))
         store.add({"kind": "quality", "policy": UNCACHED, "quality": summary})
 
 
@@ -280,8 +267,14 @@ def policy_samples(model: ScoreModel, spec: str, config: BenchConfig, samples_di
     with autocast(job.device, precision):
         shard = generate(model, count, n_steps=config.n_steps, seed=config.seed,
                          batch_size=config.sample_batch, first_index=first, engine=engine,
-                         progress=progress and job.is_main, callback=keep)
+                         progress=progress and job.is_main, callback=keep,
+                         desc=f"quality pass: {key}")
     samples = job.all_gather_shards(shard.float())
+    if not bool(torch.isfinite(samples).all()):  # every rank sees the gathered samples
+        bad = int((~torch.isfinite(samples)).flatten(1).any(1).sum())
+        raise FdbenchError(f"sampling with {key!r} gave non-finite values in {bad} of "
+                           f"{samples.shape[0]} samples; nothing written for it (finished "
+                           f"policies' files in {samples_dir} are kept)")
     trajectory = job.all_gather_shards(                     # (snapshots, samples, N, M)
         torch.cat([torch.stack(batch) for batch in snapshots], dim=1), dim=1)
     histories = job.all_gather_object(getattr(engine, "history", []))
@@ -371,77 +364,30 @@ def run_bench(checkpoint: str | Path, out_dir: str | Path, config: BenchConfig, 
               progress: bool = True, job: Dist | None = None) -> list[dict[str, Any]]:
     """Run the quality and timing passes; returns all records of this setting. Under
     torchrun (``job`` from :func:`fdbench.distributed.init_from_env`) the quality pass is
-    sharded over the ranks and rank 0 alone times, writes and returns the records."""
+    sharded over the ranks and rank 0 alone times, writes and returns the records.
+    Everything that can be refused is refused before the checkpoint loads: the output
+    directory, every policy spec, and a directory holding results of other settings."""
     torch.set_num_threads(config.threads)
     job = job or Dist(device=resolve_device(config.device))
-    model = load_checkpoint(checkpoint, device=job.device)
-    out_dir = Path(out_dir)
+    out_dir = check_writable_dir(Path(out_dir), "bench output directory")
+    n_steps = read_config(checkpoint)["model"]["n_steps"]
     for spec in config.policies:  # fail on a bad spec before any long work
-        parse_policy(spec, model.n_steps)
-    if config.judge_repeats and job.is_main:   # and on data too small to judge
-        split = training_data(model)
-        check_judge_sizes(config.num_samples, len(split.test), len(split.train))
+        validate_policy_spec(spec, n_steps)
     settings = {**asdict(config), "checkpoint": str(Path(checkpoint).resolve()),
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "fdbench": __version__, "machine": platform.machine(),
                 "device": str(job.device.type)}
     store = ResultStore(out_dir / RESULTS_FILE, settings, writable=job.is_main)
+    model = load_checkpoint(checkpoint, device=job.device)
+    if config.judge_repeats and job.is_main:   # and on data too small to judge
+        split = training_data(model)
+        check_judge_sizes(config.num_samples, len(split.test), len(split.train))
+    if store.records and progress and job.is_main:
+        print(f"resuming {out_dir} (same settings): reusing {len(store.records)} finished "
+              f"record(s), skipped: {store.reused()}", flush=True)
     quality_pass(model, config, store, out_dir, progress=progress, job=job)
     if not job.is_main:  # timing is one process's business: the others leave
         return []
     for batch in config.batch_sizes:
         timing_pass(model, config, store, batch, progress=progress)
     return store.records
-
-
-def _fmt(value: Any, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _discriminative(q: dict[str, Any], key: str = "judges") -> str:
-    judges = q.get(key)
-    if not judges:
-        return "n/a"
-    se = judges.get("discriminative_score_se")
-    return (f"{judges['discriminative_score']:.3f}"
-            + ("" if se is None else f" +- {se:.3f}"))
-
-
-def format_table(records: list[dict[str, Any]]) -> str:
-    """One Markdown table: speed (wall, FLOPs, efficiency) per batch, then quality; the
-    discriminative score (0 = indistinguishable from held-out data) beside SW, with the
-    real-vs-real floor and the network_off control as rows of their own."""
-    quality = {r["policy"]: r["quality"] for r in records if r["kind"] == "quality"}
-    timed = {r["policy"] for r in records if r["kind"] == "timing"}
-    rows = ["| policy | batch | wall speedup (IQR) | FLOP speedup | wall/FLOP | SW time +- SE "
-            "| SW freq +- SE | discriminative | paired error | recompute | cache MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in (r for r in records if r["kind"] == "timing"):
-        q = quality.get(r["policy"], {})
-        ratio = r["time_ratio"]
-        paired = q.get("paired", {}).get("mean") if q.get("paired") else None
-        sw, swf = q.get("sw_time", {}), q.get("sw_freq", {})
-        rows.append(
-            f"| {r['policy']} | {r['batch']} | {1 / ratio['median']:.2f}x "
-            f"({1 / ratio['q75']:.2f}-{1 / ratio['q25']:.2f}) | {r['flop_speedup']:.2f}x | "
-            f"{r['efficiency']:.2f} | {_fmt(sw.get('value'), '.4f')} +- "
-            f"{_fmt(sw.get('se'), '.4f')} | {_fmt(swf.get('value'), '.4f')} +- "
-            f"{_fmt(swf.get('se'), '.4f')} | {_discriminative(q)} | {_fmt(paired, '.4f')} | "
-            f"{r['cache']['recompute_fraction']:.3f} | {r['cache']['cache_bytes'] / 2**20:.2f} |")
-    for name in sorted(set(quality) - timed):  # controls scored but not timed
-        q = quality[name]
-        paired = q["paired"]["mean"] if q.get("paired") else None
-        rows.append(f"| {name} (control) | - | - | - | - | {q['sw_time']['value']:.4f} +- "
-                    f"{q['sw_time']['se']:.4f} | {q['sw_freq']['value']:.4f} +- "
-                    f"{q['sw_freq']['se']:.4f} | {_discriminative(q)} | {_fmt(paired, '.4f')} "
-                    "| - | - |")
-    base = quality.get(UNCACHED, {})
-    if base.get("judges_real_vs_real"):
-        rows.append(f"| real vs real (floor) | - | - | - | - | - | - | "
-                    f"{_discriminative(base, 'judges_real_vs_real')} | - | - | - |")
-    for r in (r for r in records if r["kind"] == "precision"):
-        paired = r["paired_vs_fp32"]
-        rows.append(f"\n{r['precision']} autocast vs fp32 (uncached, same noise): paired "
-                    f"relative error {paired['mean']:.2e} +- {paired['se']:.1e} "
-                    f"(max {paired['max']:.2e}, n={paired['n']})")
-    return "\n".join(rows)

@@ -17,3 +17,7 @@ class ConfigError(FdbenchError, ValueError):
 
 class CheckpointError(FdbenchError):
     """A checkpoint that is missing, corrupt or incompatible."""
+
+
+class UsageError(FdbenchError):
+    """A command line argparse refused (unknown option, bad value, missing argument)."""

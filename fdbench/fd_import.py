@@ -4,9 +4,12 @@
 Layout: docs/FD_CHECKPOINT.md. The ``.ckpt`` holds a pickled
 ``fdiff.schedulers.sde.VPScheduler``/``VEScheduler`` in ``hyper_parameters``, so reading it
 runs pickle: :class:`RestrictedUnpickler` resolves only the globals a Lightning
-checkpoint of that code needs (torch's tensor rebuilders, dtypes, OrderedDict) and maps
-the two ``fdiff`` scheduler classes to plain stand-ins; any other global is refused with a
-:class:`CheckpointError` naming it, before any of its code could run."""
+checkpoint of that code needs (torch's tensor rebuilders, dtypes, OrderedDict, numpy's
+scalar and array rebuilders for the plain data callbacks leave) and maps the two
+``fdiff`` scheduler classes to plain stand-ins; any other global is refused with a
+:class:`CheckpointError` naming it, before any of its code could run. Edge cases (a
+directory path, MLP/LSTM score models, models without noise scaling, FD's own
+standardisation): docs/FD_CHECKPOINT.md, "Import rules"."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import collections
 import math
 import os
 import pickle
+import re
 import types
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,39 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
 }
+# Plain data Lightning callbacks leave outside state_dict / hyper_parameters (a numpy
+# scalar such as ModelCheckpoint's best score, a small array): numpy's own rebuilders
+# make arrays and scalars from bytes and run no code of the file's choosing.
+_NUMPY_PLAIN = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+                ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+def _numpy_plain(module: str, name: str) -> Any:
+    """numpy's rebuilder ``module.name`` (or a dtype class), or None if not allowed."""
+    import importlib
+
+    if (module, name) not in _NUMPY_PLAIN and not (
+            module == "numpy.dtypes" and name.endswith("DType")):
+        return None
+    if module == "_codecs":
+        import codecs
+
+        return codecs.encode
+    # numpy 2 renamed numpy.core to numpy._core (the old name warns): either spelling
+    # in the file loads on either numpy, the new name tried first
+    candidates = [module]
+    if module.startswith("numpy.core"):
+        candidates.insert(0, "numpy._core" + module[len("numpy.core"):])
+    elif module.startswith("numpy._core"):
+        candidates.append("numpy.core" + module[len("numpy._core"):])
+    for candidate in candidates:
+        try:
+            return getattr(importlib.import_module(candidate), name)
+        except (ImportError, AttributeError):
+            continue
+    return None
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -69,9 +106,13 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
+        plain = _numpy_plain(module, name)
+        if plain is not None:
+            return plain
         raise CheckpointError(
             f"FourierDiffusion checkpoint refers to {module}.{name}, which the importer "
-            "does not allow (only fdiff VP/VE schedulers, tensors and plain containers); "
+            "does not allow (only fdiff VP/VE schedulers, tensors, numpy scalars and "
+            "plain containers); "
             "not loading it")
 
 
@@ -81,12 +122,50 @@ _PICKLE_MODULE = types.SimpleNamespace(
     __name__="fdbench_restricted_pickle")
 
 
-def load_fd_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a FourierDiffusion ``.ckpt`` with the restricted unpickler; checks the keys
-    the import needs."""
+CKPT_PATTERN = re.compile(r"epoch=(\d+)-val_loss=(\d+(?:\.\d+)?)")  # FD's file names
+
+
+def find_ckpt(path: str | os.PathLike) -> Path:
+    """``path`` itself, or for a directory the ``*.ckpt`` in it or in its
+    ``checkpoints/`` (FD's ``lightning_logs/<run>/checkpoints/``): the only one, else the
+    lowest ``val_loss`` in FD's ``epoch=E-val_loss=L.ckpt`` names (what FD's own
+    ``get_best_checkpoint`` samples from)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"FourierDiffusion checkpoint not found: {path}")
+    if not path.is_dir():
+        if not path.is_file():
+            raise CheckpointError(f"FourierDiffusion checkpoint not found: {path}")
+        return path
+    found = sorted({*path.glob("*.ckpt"), *path.glob("checkpoints/*.ckpt")})
+    if not found:
+        raise CheckpointError(f"{path} is a directory with no .ckpt file in it or in its "
+                              "checkpoints/; name the .ckpt file")
+    if len(found) == 1:
+        return found[0]
+    scored = [(float(m.group(2)), p) for p in found
+              if (m := CKPT_PATTERN.search(p.name)) is not None]
+    if len(scored) != len(found):
+        raise CheckpointError(f"{path} is a directory with {len(found)} .ckpt files "
+                              f"({', '.join(p.name for p in found[:5])}); name one")
+    return min(scored)[1]
+
+
+def _score_model_kind(hparams: dict[str, Any], state: dict[str, Any]) -> str:
+    """'transformer', 'LSTM' or 'MLP' (FD's three score models), from the weights."""
+    keys = list(state)
+    if "backbone.layers.0.self_attn.in_proj_weight" in state:
+        return "transformer"
+    if any("weight_ih_l" in k for k in keys if k.startswith("backbone.")):
+        return "LSTM"
+    if "d_mlp" in hparams or any(re.match(r"backbone\.\d+\.", k) for k in keys):
+        return "MLP"
+    return "unknown"
+
+
+def load_fd_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a FourierDiffusion ``.ckpt`` (a file, or a directory: :func:`find_ckpt`)
+    with the restricted unpickler; checks it is the transformer score model and has the
+    keys the import needs. The path read is ``ckpt["_path"]``."""
+    path = find_ckpt(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False,
                           pickle_module=_PICKLE_MODULE)
@@ -99,11 +178,70 @@ def load_fd_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a FourierDiffusion Lightning checkpoint "
                               "(needs 'state_dict' and 'hyper_parameters')")
     hparams = ckpt["hyper_parameters"]
+    if not isinstance(hparams, dict) or not isinstance(ckpt["state_dict"], dict):
+        raise CheckpointError(f"{path}: hyper_parameters and state_dict must be mappings")
+    kind = _score_model_kind(hparams, ckpt["state_dict"])
+    if kind in ("LSTM", "MLP"):
+        raise CheckpointError(f"{path}: unsupported score model ({kind}): fdbench imports "
+                              "FourierDiffusion's transformer score model only")
     missing = [k for k in ("n_channels", "max_len", "noise_scheduler", "d_model",
                            "num_layers", "n_head", "fourier_noise_scaling") if k not in hparams]
     if missing:
         raise CheckpointError(f"{path}: hyper_parameters lacks {missing}")
+    ckpt["_path"] = path
     return ckpt
+
+
+def train_config_domain(ckpt_path: Path) -> tuple[str, Path] | None:
+    """('frequency' | 'time', file) from FD's ``train_config.yaml`` (saved in
+    ``lightning_logs/<run>/``, beside ``checkpoints/``) or None when there is none. Reads
+    the top-level ``fourier_transform:`` line (the datamodule's copy interpolates it)."""
+    for folder in (ckpt_path.parent, ckpt_path.parent.parent):
+        config = folder / "train_config.yaml"
+        if config.is_file():
+            text = config.read_text(encoding="utf-8", errors="replace")
+            match = re.search(r"^fourier_transform:\s*(\w+)\s*$", text, re.MULTILINE) or \
+                re.search(r"^\s+fourier_transform:\s*(true|false|True|False)\s*$", text,
+                          re.MULTILINE)
+            if match is None or match.group(1).lower() not in ("true", "false"):
+                raise CheckpointError(f"{config}: no fourier_transform: true|false line; "
+                                      "state the domain with --domain time|frequency")
+            return ("frequency" if match.group(1).lower() == "true" else "time"), config
+    return None
+
+
+def model_domain(ckpt: dict[str, Any], domain: str | None = None) -> str:
+    """'frequency' or 'time': the domain the model was trained in.
+
+    ``fourier_noise_scaling=True`` needs the DFT (FD's train script refuses it without),
+    so it is a frequency model. ``False`` is allowed in either domain, and the checkpoint
+    does not record which: ``train_config.yaml`` beside it says, else ``domain`` (the
+    user's ``--domain``) must. A frequency model without noise scaling is refused:
+    fdbench's frequency layouts sample with the chart's Lambda noise."""
+    if domain not in (None, "time", "frequency"):
+        raise CheckpointError(f"--domain must be time or frequency, got {domain!r}")
+    path = Path(ckpt.get("_path", "checkpoint"))
+    scaled = bool(ckpt["hyper_parameters"]["fourier_noise_scaling"])
+    if scaled:
+        if domain == "time":
+            raise CheckpointError(f"{path}: --domain time contradicts the checkpoint "
+                                  "(fourier_noise_scaling=True is a frequency model)")
+        return "frequency"
+    found = train_config_domain(path)
+    if found is not None and domain is not None and found[0] != domain:
+        raise CheckpointError(f"--domain {domain} contradicts {found[1]} (fourier_transform "
+                              f"says {found[0]})")
+    resolved = domain or (found[0] if found is not None else None)
+    if resolved is None:
+        raise CheckpointError(f"{path}: fourier_noise_scaling=False, and no "
+                              "train_config.yaml beside it says whether the model was "
+                              "trained on the DFT; state it with --domain time|frequency")
+    if resolved == "frequency":
+        raise CheckpointError(f"{path}: a frequency-domain model trained without noise "
+                              "scaling (fourier_noise_scaling=False) is not supported: "
+                              "fdbench's frequency layouts sample with the chart's Lambda "
+                              "noise, this model expects white noise")
+    return resolved
 
 
 def sde_from_scheduler(scheduler: Any) -> SDE:
@@ -138,17 +276,19 @@ def _check_noise_scaling(scheduler: Any, n_steps: int, frequency: bool) -> None:
                               "time-domain model); fdbench cannot sample this noise scaling")
 
 
-def network_from_fd(ckpt: dict[str, Any]) -> ScoreTransformer:
+def network_from_fd(ckpt: dict[str, Any], domain: str | None = None) -> ScoreTransformer:
     """A ``ScoreTransformer`` with the checkpoint's weights (eval mode): the frequency
-    model (``fourier_noise_scaling``) in the ``chart`` layout, else ``time``. Weight
-    names are the same in both codes; the positional table gets its ``max_norm``
-    renormalisation once here, since fdbench reads it without ``nn.Embedding`` lookup."""
+    model in the ``chart`` layout, the time model in ``time`` (:func:`model_domain`,
+    ``domain`` the user's ``--domain``). Weight names are the same in both codes; the
+    positional table gets its ``max_norm`` renormalisation once here, since fdbench
+    reads it without ``nn.Embedding`` lookup."""
     hp, state = ckpt["hyper_parameters"], dict(ckpt["state_dict"])
+    layout = "chart" if model_domain(ckpt, domain) == "frequency" else "time"
     try:
         d_ff = int(state["backbone.layers.0.linear1.weight"].shape[0])
         config = ModelConfig(
             n_steps=int(hp["max_len"]), n_channels=int(hp["n_channels"]),
-            layout="chart" if bool(hp["fourier_noise_scaling"]) else "time",
+            layout=layout,
             d_model=int(hp["d_model"]), n_layers=int(hp["num_layers"]),
             n_heads=int(hp["n_head"]), d_ff=d_ff, dropout=0.1, time_scale=30.0,
             parametrisation="score")
@@ -176,21 +316,49 @@ def network_from_fd(ckpt: dict[str, Any]) -> ScoreTransformer:
     return network.eval()
 
 
-def import_fourierdiffusion(path: str | os.PathLike, *, data: str | None = None,
-                            data_seed: int = 0) -> Any:
-    """A :class:`fdbench.pipeline.ScoreModel` from a FourierDiffusion ``.ckpt``: the
-    network, the SDE rebuilt from the stored scheduler, and a standardiser — fitted on
-    the training split of registry dataset ``data`` in the model's domain (as the base
-    code standardises), or the identity when ``data`` is None (the checkpoint itself does
-    not store its data's statistics)."""
-    from fdbench.data.standardise import Standardiser
-    from fdbench.pipeline import ScoreModel, to_domain
+STANDARDISE = ("fdbench", "fd")
 
+
+def fit_standardiser(split: Any, frequency: bool, how: str) -> tuple[Any, str]:
+    """The standardiser of the imported model and words for it. ``fdbench``: mean and
+    population std of the training split with fdbench's std floor
+    (:meth:`Standardiser.fit`). ``fd``: FourierDiffusion's own (``DiffusionDataset``:
+    ``X.mean(0)``, ``X.std(0)``, unbiased, over every series it trained on, here the
+    whole ``--data`` set), floored only where the std is 0 (FD would divide by 0)."""
+    from fdbench.data.standardise import MIN_STD, Standardiser
+    from fdbench.pipeline import to_domain
+
+    if how == "fdbench":
+        return (Standardiser.fit(to_domain(split.train, frequency)),
+                "fitted on the training split (population std, floored)")
+    x = to_domain(torch.cat([split.train, split.test]), frequency).to(torch.float64)
+    std = x.std(dim=0, correction=1) if x.shape[0] > 1 else torch.zeros_like(x[0])
+    return (Standardiser(x.mean(dim=0).float(), std.clamp_min(MIN_STD).float()),
+            "FourierDiffusion's: every series, unbiased std")
+
+
+def import_fourierdiffusion(path: str | os.PathLike, *, data: str | None = None,
+                            data_seed: int = 0, options: Any = None,
+                            domain: str | None = None,
+                            standardise: str = "fdbench") -> Any:
+    """A :class:`fdbench.pipeline.ScoreModel` from a FourierDiffusion ``.ckpt`` (or a
+    directory holding one): the network, the SDE rebuilt from the stored scheduler, and
+    a standardiser fitted on ``data`` (a registered name or a file, read with
+    ``options``, :class:`fdbench.data.LoadOptions`) in the model's domain
+    (:func:`fit_standardiser`), or the identity when ``data`` is None (the checkpoint
+    itself does not store its data's statistics). ``domain`` is the user's statement
+    for a model without noise scaling (:func:`model_domain`)."""
+    from fdbench.data.standardise import Standardiser
+    from fdbench.pipeline import ScoreModel
+
+    if standardise not in STANDARDISE:
+        raise CheckpointError(f"--standardise must be one of {STANDARDISE}, got "
+                              f"{standardise!r}")
     ckpt = load_fd_checkpoint(path)
-    network = network_from_fd(ckpt)
+    network = network_from_fd(ckpt, domain)
     sde = sde_from_scheduler(ckpt["hyper_parameters"]["noise_scheduler"])
     config = network.config
-    meta: dict[str, Any] = {"imported_from": str(Path(path).resolve()),
+    meta: dict[str, Any] = {"imported_from": str(Path(ckpt["_path"]).resolve()),
                             "source": "FourierDiffusion",
                             "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step")}
     if data is None:
@@ -200,11 +368,14 @@ def import_fourierdiffusion(path: str | os.PathLike, *, data: str | None = None,
     else:
         from fdbench.data import load_dataset
 
-        split = load_dataset(data, seed=data_seed)
+        split = load_dataset(data, seed=data_seed, options=options)
         if (split.n_steps, split.n_channels) != (config.n_steps, config.n_channels):
+            hint = (" (a label column? --label-column -1 drops the last)"
+                    if split.n_steps == config.n_steps + 1 else "")
             raise CheckpointError(f"data {data!r} has series of shape ({split.n_steps}, "
                                   f"{split.n_channels}); the checkpoint expects "
-                                  f"({config.n_steps}, {config.n_channels})")
-        standardiser = Standardiser.fit(to_domain(split.train, config.frequency_domain))
-        meta.update(data=data, data_seed=data_seed)
+                                  f"({config.n_steps}, {config.n_channels}){hint}")
+        standardiser, words = fit_standardiser(split, config.frequency_domain, standardise)
+        meta.update(data=split.name, data_seed=data_seed, data_source=split.source,
+                    standardiser=words)
     return ScoreModel(network, sde, standardiser, meta)

@@ -58,6 +58,27 @@ def forward_flops(config: ModelConfig, batch: int, *, mode: str = "subset",
     return {name: totals[name] for name in COMPONENTS}
 
 
+def ragged_forward_flops(config: ModelConfig, batch: int, *, tokens: int,
+                         attention_rows: int) -> dict[str, float]:
+    """FLOPs of one ``subset``-mode forward in the ragged layout
+    (``fdbench.cache.execute.ragged_layer``): ``tokens`` computed tokens over the whole
+    batch get Q/K/V, out-projection, norms and FFN, and ``attention_rows`` query rows
+    (the padded layout, >= tokens) attend over all ``n_tokens`` keys of their sample.
+    With ``attention_rows == tokens == batch * m`` it equals :func:`forward_flops`."""
+    n = config.n_tokens
+    if not 0 <= tokens <= attention_rows <= batch * n:
+        raise ConfigError(f"need 0 <= tokens <= attention_rows <= {batch * n}, got "
+                          f"{tokens}, {attention_rows}")
+    per_layer = layer_flops(config.d_model, config.d_ff, n, rows=tokens, kv=tokens,
+                            ffn=tokens)
+    per_layer["attention"] = 4.0 * attention_rows * n * config.d_model
+    totals = {name: config.n_layers * value for name, value in per_layer.items()}
+    d, width = config.d_model, config.token_dim
+    totals["embed"] = batch * (2.0 * n * width * d + 2.0 * d * d)
+    totals["head"] = batch * 2.0 * n * d * width
+    return {name: totals[name] for name in COMPONENTS}
+
+
 def module_forward_flops(config: ModelConfig, batch: int,
                          layers: Sequence[tuple[int, int, int, int]]) -> dict[str, float]:
     """FLOPs of one forward under a module-reuse plan (FORA, ToCa, TeaCache, ...): per

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from fdbench.cache import CacheEngine
 from fdbench.errors import ConfigError
 from fdbench.pipeline import ScoreModel
+from fdbench.progress import Stage, bar
 from fdbench.randomness import PerSampleNoise
 from fdbench.sde import prior_sample
 from fdbench.solvers import Callback, ScoreFn, SolverConfig
@@ -31,13 +31,15 @@ def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: in
              batch_size: int = 64, first_index: int = 0, noise_free_last_step: bool = False,
              progress: bool = True, engine: CacheEngine | None = None,
              callback: Callback | None = None, solver: str = "em", grid: str = "uniform",
-             eta: float = 0.0, rho: float = 7.0) -> Tensor:
+             eta: float = 0.0, rho: float = 7.0, desc: str = "sampling") -> Tensor:
     """``n_samples`` time-domain series (n, N, M) from the ``solver`` (``solvers.SOLVERS``;
     default reverse Euler–Maruyama) with ``n_steps`` steps on the time ``grid``
     (``time_grids.GRIDS``; ``eta`` for DDIM, ``rho`` for the EDM grid). Sample i uses the
     noise stream of (seed, first_index + i), so any batching (or sharding across
     processes) gives the same samples. With ``engine`` the score comes from a cache engine
-    (reset per batch with ``n_steps`` solver steps; its ``history`` holds the stats)."""
+    (reset per batch with ``n_steps`` solver steps; its ``history`` holds the stats).
+    ``progress``: bars (batches, solver steps) on a terminal, else one line ``desc: ...``
+    when done."""
     for name, value, low in (("n_samples", n_samples, 1), ("n_steps", n_steps, 2),
                              ("batch_size", batch_size, 1), ("first_index", first_index, 0),
                              ("seed", seed, 0)):
@@ -51,13 +53,15 @@ def generate(model: ScoreModel, n_samples: int, *, n_steps: int = 1000, seed: in
     score_fn = score_fn_of(model, engine)
     chunks = []
     starts = range(first_index, first_index + n_samples, batch_size)
-    for start in tqdm(starts, disable=None if progress else True, desc="batches"):
-        indices = range(start, min(start + batch_size, first_index + n_samples))
-        noise = PerSampleNoise(seed, indices, device=device)
-        if engine is not None:
-            engine.start_batch(n_steps, torch.tensor(list(indices)))
-        x = prior_sample(model.sde, noise((model.n_steps, model.n_channels)), lam)
-        x = config.run(score_fn, x, model.sde, lam, noise, times=times, callback=callback,
-                       progress=progress)
-        chunks.append(model.decode(x).cpu())
+    detail = f"{n_samples} series, {solver} T={n_steps}, {len(starts)} batch(es)"
+    with Stage(desc, enabled=progress, detail=detail):
+        for start in bar(starts, desc=f"{desc} (batches)", enabled=progress):
+            indices = range(start, min(start + batch_size, first_index + n_samples))
+            noise = PerSampleNoise(seed, indices, device=device)
+            if engine is not None:
+                engine.start_batch(n_steps, torch.tensor(list(indices)))
+            x = prior_sample(model.sde, noise((model.n_steps, model.n_channels)), lam)
+            x = config.run(score_fn, x, model.sde, lam, noise, times=times,
+                           callback=callback, progress=progress)
+            chunks.append(model.decode(x).cpu())
     return torch.cat(chunks)

@@ -68,3 +68,22 @@ def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not writable")
     return path
+
+
+def check_writable_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
+    """Refuse, before any compute, a path that cannot become (or be written as) a
+    directory: an existing regular file, a path through a regular file, or a nearest
+    existing ancestor that is not writable."""
+    from fdbench.errors import FdbenchError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FdbenchError(f"{what} {path} is a file, not a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise FdbenchError(f"cannot create {what} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not writable")
+    return path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import matplotlib
 
@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from fdbench.io import atomic_write  # noqa: E402
@@ -70,21 +70,6 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
 FAMILY_MARKERS = {"baseline": "*", "solver": "o", "cache": "s", "cache+solver": "D"}
 
 
-def _series_of(record: dict) -> str:
-    """Legend entry of a sweep point: the solver for uncached points, the cache method
-    (and, on top of a fast solver, that solver) otherwise."""
-    if record["family"] in ("baseline", "solver"):
-        return f"{record['solver']} ({record['grid']})"
-    method = record.get("method") or str(record.get("cache", "?")).partition(":")[0]
-    return method if record["family"] == "cache" else f"{method} on {record['solver']}"
-
-
-def _colour_key(record: dict) -> str:
-    if record["family"] in ("baseline", "solver"):
-        return record["solver"]
-    return record.get("method") or str(record.get("cache", "?")).partition(":")[0]
-
-
 QUALITY_AXES = {
     "sw_time": "sliced Wasserstein to held-out data (time domain)",
     "discriminative": "discriminative score vs held-out data (0 = indistinguishable)",
@@ -108,86 +93,30 @@ def quality_of(record: dict, quality: str) -> tuple[float, float] | None:
     return None if value is None else (float(value), float(se or 0.0))
 
 
+def log_ticks(axis: Any) -> None:
+    """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers, no minor labels (the
+    default '2 x 10^0' minor labels collide)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_pareto(records: list[dict], path: str | os.PathLike, *,
                 sw_tolerance: float = 0.05, clip_factor: float = 1.5,
                 quality: str = "sw_time") -> Path:
-    """Wall-clock speedup over the baseline (log x) against a quality axis +- SE
-    (``QUALITY_AXES``: SW, the discriminative score, the paired error); marker = family
-    (solver alone, cache on the baseline sampler, cache on the best solver), colour =
-    solver or method; the non-dominated front joined and numbered (the numbers are listed
-    under the plot). Points above ``clip_factor`` x the baseline's value (SW, judge) are
-    drawn on the top edge as triangles (their values are in the sweep table), so they do
-    not squash the rest. Records without the axis (no judges; no uncached pair) are left
-    out."""
-    from fdbench.sweep import pareto_front
+    """Write :func:`fdbench.report.sweep_pareto.pareto_figure` (same options) as a PNG:
+    wall-clock speedup against a quality axis, solvers and caches side by side."""
+    from fdbench.report.sweep_pareto import pareto_figure
 
-    records = [r for r in records if quality_of(r, quality) is not None]
-    if not records:
-        raise ValueError(f"no sweep record has the quality axis {quality!r}")
-    baseline = next((r for r in records if r["family"] == "baseline"), None)
-    values = [quality_of(r, quality)[0] for r in records]
-    base_value = quality_of(baseline, quality)[0] if baseline else None
-    top = base_value * clip_factor if base_value else max(values)
-    if baseline and quality == "discriminative":   # keep the baseline's 2 SE line inside
-        top = max(top, 1.2 * (base_value + 2 * quality_of(baseline, quality)[1]))
-    top = max(top, 1e-12)
-    series = list(dict.fromkeys(_series_of(r) for r in records))
-    # one colour per solver or cache method: a method keeps its colour on every solver
-    keys = list(dict.fromkeys(_colour_key(r) for r in records))
-    palette = distinct_colours(len(keys))   # the sweep has ~20 solvers and methods
-    fig, ax = plt.subplots(figsize=(11, 6.5))
-    for name in series:
-        rows = [r for r in records if _series_of(r) == name]
-        for family in dict.fromkeys(r["family"] for r in rows):
-            chosen = [r for r in rows if r["family"] == family]
-            inside = [r for r in chosen if quality_of(r, quality)[0] <= top]
-            colour = ("black" if family == "baseline" else
-                      palette[keys.index(_colour_key(chosen[0]))])
-            if inside:
-                ax.errorbar([r["wall_speedup"] for r in inside],
-                            [quality_of(r, quality)[0] for r in inside],
-                            yerr=[quality_of(r, quality)[1] for r in inside],
-                            fmt=FAMILY_MARKERS[family], color=colour, markersize=6,
-                            capsize=2, alpha=0.85, label=name if family != "baseline"
-                            else f"baseline: {name} T={chosen[0]['n_steps']}")
-            for r in chosen:   # values in the sweep table: labels here would overlap
-                if quality_of(r, quality)[0] > top:
-                    ax.plot(r["wall_speedup"], top, "^", color=colour, markersize=7)
-    xy = [(r["wall_speedup"], v) for r, v in zip(records, values, strict=True)]
-    front = sorted(pareto_front(xy), key=lambda i: xy[i][0])
-    ax.plot([xy[i][0] for i in front], [min(xy[i][1], top) for i in front], "-", color="grey",
-            lw=1, label="Pareto front", zorder=0)
-    for number, i in enumerate(front, start=1):
-        ax.annotate(str(number), (xy[i][0], min(xy[i][1], top)), textcoords="offset points",
-                    xytext=(5, 5 if number % 2 else -11), fontsize=8, weight="bold")
-    if baseline and quality == "sw_time":
-        ax.axhline(base_value * (1 + sw_tolerance), color="red", ls="--",
-                   lw=0.8, label=f"baseline SW + {sw_tolerance:.0%}")
-    elif baseline and quality == "discriminative":
-        se = quality_of(baseline, quality)[1]
-        ax.axhline(base_value + 2 * se, color="red", ls="--", lw=0.8,
-                   label="baseline + 2 SE(baseline)")
-    ax.set_ylim(top=top * 1.02)
-    if quality != "sw_time":   # both start at a meaningful 0 (indistinguishable, exact)
-        ax.set_ylim(bottom=0.0)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"wall-clock speedup over {_series_of(baseline) if baseline else 'baseline'}"
-                  f" T = {baseline['n_steps'] if baseline else '?'} (x, log scale)")
-    ax.set_ylabel(QUALITY_AXES[quality])
-    ax.set_title("o solvers, s caches on EM, D caches on the best solver; "
-                 f"^ above {clip_factor:g}x the baseline", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    listing = "; ".join(f"{n} = {records[i]['policy']}" for n, i in enumerate(front, start=1))
-    fig.text(0.01, 0.01, "front: " + listing, fontsize=7, wrap=True, va="bottom")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return _save(fig, path)
+    return _save(pareto_figure(records, sw_tolerance=sw_tolerance, clip_factor=clip_factor,
+                               quality=quality), path)
 
 
 def distinct_colours(n: int) -> list[tuple[float, ...]]:
-    """``n`` pairwise different colours: tab10 then the dark shades of tab20b (20), else
-    ``n`` hues evenly spaced, so no two methods ever share one."""
-    curated = [*plt.get_cmap("tab10").colors,
+    """``n`` pairwise different colours: tab10 without its grey (grey reads as "not
+    labelled"), then the dark shades of tab20b, else ``n`` hues evenly spaced, so no two
+    methods ever share one."""
+    curated = [*(c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7),
                *(plt.get_cmap("tab20b").colors[i] for i in range(0, 20, 2))]
     if n <= len(curated):
         return [tuple(c) for c in curated[:n]]
@@ -337,17 +266,11 @@ CURVE_FILES = {
 
 def curve_caption(what: str) -> str:
     """How to read a curve figure showing ``what`` (the report's caption)."""
-    return (f"{what[0].upper()}{what[1:]}: each method's operating points on the baseline "
-            "sampler, joined in order of its setting from mild (ringed) to aggressive (a "
-            "fold: the error is not monotone in the setting). Left: wall-clock speedup; "
-            "right: FLOP speedup, solid = executed FLOPs (a token cache's per-sample "
-            "recompute sets padded to the batch's largest), dashed = planned FLOPs (each "
-            "sample its own set; drawn where they differ). Against the paired error to the "
-            "uncached run with the same noise: up and left is better. Dotted: the uncached "
-            "baseline (speedup 1, paired error 0); dash-dotted: the network_off control's "
-            "paired error. Left out: points without a paired error (the baseline, solvers "
-            "at other T) and caches on the best solver (one point each; in the fidelity "
-            "figure).")
+    return (f"{what[0].upper()}{what[1:]}: the higher a method's curve at a given paired "
+            "error (left: wall clock, right: FLOPs, dashed = planned FLOPs where padding "
+            "differs), the better it trades fidelity for speed; each curve runs from its "
+            "mildest setting (ringed) to its most aggressive, dash-dotted is network_off's "
+            "error.")
 
 
 def plot_sweep_curves(records: list[dict], out_dir: str | os.PathLike) -> list[Path]:

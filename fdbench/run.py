@@ -168,7 +168,15 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
     final_dir = runs_dir / name
     work_dir = runs_dir / f".{name}.partial"
     started = time.perf_counter()
-    data = load_dataset(DEFAULT_RECIPE["data"], seed=DEFAULT_RECIPE["data_seed"])
+    from fdbench.checkpoint import read_config
+    from fdbench.data import dataset_for_checkpoint
+
+    meta = {} if checkpoint is None or retrain else read_config(checkpoint).get("meta") or {}
+    if meta.get("data_source") or meta.get("data") or meta.get("imported_from"):
+        # the checkpoint's own data, read and split as recorded (fdbench.data.source)
+        data = dataset_for_checkpoint(meta)
+    else:  # the default model, or a checkpoint that records no data: the embedded ECG
+        data = load_dataset(DEFAULT_RECIPE["data"], seed=DEFAULT_RECIPE["data_seed"])
     if retrain:
         checkpoint = work_dir / "checkpoint"
         train_default(Path(checkpoint), progress=progress)
@@ -176,8 +184,8 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
     model = load_checkpoint(checkpoint)
     if (model.n_steps, model.n_channels) != (data.n_steps, data.n_channels):
         raise ConfigError(f"checkpoint {checkpoint} models series of shape "
-                          f"({model.n_steps}, {model.n_channels}), the ECG data is "
-                          f"({data.n_steps}, {data.n_channels})")
+                          f"({model.n_steps}, {model.n_channels}), its data {data.name!r} "
+                          f"has ({data.n_steps}, {data.n_channels})")
     trained_at = time.perf_counter()
     settings = {"checkpoint": str(checkpoint.resolve()), "n_samples": n_samples,
                 "n_steps": n_steps, "seed": seed, "sampler": "reverse_euler_maruyama",

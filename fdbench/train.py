@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from fdbench.checkpoint import save_checkpoint
 from fdbench.data import SeriesSplit
@@ -25,6 +24,8 @@ from fdbench.errors import CheckpointError, ConfigError
 from fdbench.io import atomic_write, atomic_write_json
 from fdbench.model import ModelConfig, ScoreTransformer, build_model
 from fdbench.pipeline import ScoreModel, output_to_score, to_domain
+from fdbench.progress import bar as progress_bar
+from fdbench.progress import summary
 from fdbench.sde import SDE, marginal_std, perturb
 from fdbench.spectral import chart_lambda
 
@@ -211,8 +212,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
             history, start = saved["history"], int(saved["step"])
         network.train()
         end = train_config.steps if stop_at is None else min(stop_at, train_config.steps)
-        bar = tqdm(range(start, end), initial=start, total=train_config.steps,
-                   disable=None if progress else True, desc="training")
+        bar = progress_bar(range(start, end), desc="training", enabled=progress,
+                           initial=start, total=train_config.steps)
         running = []
         for step in bar:
             batch = torch.randint(0, x_train.shape[0], (train_config.batch_size,),
@@ -238,11 +239,16 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data: SeriesSpli
                 history["val_loss"].append(val)
                 running = []
                 bar.set_postfix(train=f"{history['train_loss'][-1]:.4g}", val=f"{val:.4g}")
+                summary(f"training step {done}/{train_config.steps}: train loss "
+                        f"{history['train_loss'][-1]:.4g}, validation loss {val:.4g}"
+                        + (" (best so far: saved)" if val < history["best_val_loss"] else ""),
+                        enabled=progress)
                 if val < history["best_val_loss"]:
                     history["best_step"], history["best_val_loss"] = done, val
                     selected.eval()
                     save_checkpoint(out_dir, ScoreModel(selected, sde, standardiser, {
-                        **(meta or {}), "data": data.name, "train": train_config.to_dict(),
+                        **(meta or {}), "data": data.name, "data_source": data.source,
+                        "train": train_config.to_dict(),
                         "weights": "ema" if selected is ema else "raw",
                         "best_step": done, "best_val_loss": val,
                         "n_train": int(x_train.shape[0]), "n_val": int(x_val.shape[0])}))

@@ -81,9 +81,11 @@ def main_with_args(args: argparse.Namespace) -> int:
         raise InputError(f"--checkpoint {args.checkpoint}: no config.json there")
     ctx = Context(quick=args.quick, checkpoint=args.checkpoint, seed=args.seed)
     started = time.perf_counter()
+    # `fdbench check` passes a progress bar (fdbench/commands/check.py)
+    progress = getattr(args, "progress", None) or (
+        lambda cid: print(f"checking {cid} ...", file=sys.stderr))
     try:
-        results = run_checks(ctx, only=args.only,
-                             progress=lambda cid: print(f"checking {cid} ...", file=sys.stderr))
+        results = run_checks(ctx, only=args.only, progress=progress)
     except KeyError as err:
         raise InputError(str(err.args[0])) from None
     seconds = time.perf_counter() - started

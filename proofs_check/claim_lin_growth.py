@@ -25,7 +25,7 @@ from proofs_check.trajectories import fit_loglog_slope
 
 EXPONENT_TOL = 0.15
 PAPER_R = 50
-FAULTS = (None, "drift")
+FAULTS = (None, "drift", "drop_score", "bias")
 
 
 def linear_fit(k: Tensor, e: Tensor) -> tuple[float, float, float]:
@@ -47,13 +47,17 @@ def window_gaps(ctx: Context, start: int, window: int, fault: str | None,
                 strength: float) -> Tensor:
     """mean_b ||x_cache - x_ref|| after k = 1..window-2 cached steps of a fixed-schedule
     cache started from the uncached state x_ref[start] (same times and noise). Faults
-    act on the cached scores: ``drift`` multiplies the reused score by (1 + strength)^k
-    (a cache that drifts)."""
+    act inside the cached chain: ``drift`` multiplies the reused score by
+    (1 + strength)^k (a cache that drifts); ``drop_score`` is a cached sampler that drops
+    the score term of the reverse drift on its cached steps; ``bias`` is a "cache" whose
+    reused score is the fresh one plus a constant offset of size ``strength`` per entry
+    (a per-step error that does not grow with staleness: its accumulation is linear)."""
     model = trajectories.shared_model(ctx)
     traj = trajectories.record(ctx)
     engine = CacheEngine(model.network, make_policy(FixedConfig(R=window)))
     engine.start_batch(window, torch.arange(traj.batch))
     x = traj.x_ref[start].clone()
+    offset = torch.randn(x.shape, generator=torch.Generator().manual_seed(start))
     lam = model.noise_scale()
     lam_col = 1.0 if lam is None else lam[:, None]
     sde, dt = model.sde, traj.dt
@@ -64,6 +68,10 @@ def window_gaps(ctx: Context, start: int, window: int, fault: str | None,
         s_hat = model.score(engine(x, t, j), x, t)
         if j > 0 and fault == "drift":
             s_hat = s_hat * (1.0 + strength) ** j
+        elif j > 0 and fault == "drop_score":
+            s_hat = torch.zeros_like(s_hat)
+        elif j > 0 and fault == "bias":
+            s_hat = model.score(model.network(x, t), x, t) + strength * offset
         g = sde.diffusion(t).reshape(-1, 1, 1)
         drift = sde.drift(x, t) - g.square() * lam_col ** 2 * s_hat
         x = x - dt * drift + g * math.sqrt(dt) * lam_col * traj.noise[i]
@@ -75,8 +83,12 @@ def window_gaps(ctx: Context, start: int, window: int, fault: str | None,
 @register("lin", "accumulated error grows at most linearly with cached steps",
           needs_model=True)
 def check(ctx: Context, *, fault: str | None = None, strength: float = 0.0) -> ClaimResult:
-    """Planted fault in the cached scores (``window_gaps``): ``fault="drift"`` (a cache
-    whose reused score grows geometrically: the gap grows exponentially)."""
+    """Planted faults in the cached chain (``window_gaps``): ``fault="drift"`` (a cache
+    whose reused score grows geometrically: the gap grows exponentially),
+    ``fault="drop_score"`` (the cached sampler drops the score term), ``fault="bias"``
+    (a constant per-step score error of size ``strength``: the gap grows about linearly,
+    the case the claim describes, so on a model whose cache error grows super-linearly
+    it flips the verdict to holds)."""
     if fault not in FAULTS:
         raise ValueError(f"fault must be one of {FAULTS}, got {fault!r}")
     traj = trajectories.record(ctx)
@@ -105,7 +117,8 @@ def check(ctx: Context, *, fault: str | None = None, strength: float = 0.0) -> C
         **decided_fields(readings, values, decided),
         settings=(f"FixedConfig(R={window}) windows from shared uncached states at steps "
                   f"{sorted(set(starts))} of T = {traj.n_steps}, B = {traj.batch}"
-                  + (f"; planted {fault} {strength:g}" if fault else "")),
+                  + (f"; planted {fault} {strength:g}" if fault in ("drift", "bias") else
+                     f"; planted {fault}" if fault else "")),
         note=(f"linear fit {a_lin:.3g} + {b_lin:.3g} k, exponential {math.exp(a_exp):.3g} "
               f"exp({b_exp:.3g} k)"),
         series={"gap": [float(x) for x in cached]})

@@ -225,10 +225,15 @@ def paper_config(ctx: Context) -> E2CRFConfig:
     return E2CRFConfig.paper_stated(shared_model(ctx).n_steps)
 
 
-def policy_run(ctx: Context, config: Any) -> PolicyRun:
+def policy_run(ctx: Context, config: Any, fault: Any = None) -> PolicyRun:
     """Sample with ``config``'s cache policy from the recording's prior and noise
-    (same sizes and seeds as :func:`record`), memoised per context and config."""
-    key = ("trajectories.policy_run", config)
+    (same sizes and seeds as :func:`record`), memoised per context, config and planted
+    fault (``planted_policies.Fault``: the policy wrapped with it)."""
+    from proofs_check.planted_policies import planted_policy
+
+    if fault is not None and not fault.planted:
+        fault = None                        # Fault() plants nothing: the plain run
+    key = ("trajectories.policy_run", config, fault)
     if key not in ctx.memo:
         model = shared_model(ctx)
         batch, n_steps = sizes(ctx)
@@ -236,7 +241,7 @@ def policy_run(ctx: Context, config: Any) -> PolicyRun:
         noise = PerSampleNoise(ctx.seed, ids)
         x0 = _prior(model, noise)
         times = uniform_times(n_steps, model.sde.eps)
-        engine = CacheEngine(model.network, make_policy(config))
+        engine = CacheEngine(model.network, planted_policy(config, fault))
         engine.start_batch(n_steps, torch.tensor(ids))
 
         def score(x: Tensor, t: Tensor, step: int) -> Tensor:
@@ -247,6 +252,17 @@ def policy_run(ctx: Context, config: Any) -> PolicyRun:
                                          noise)
         ctx.memo[key] = PolicyRun(config, engine, end)
     return ctx.memo[key]
+
+
+def paired_errors(ctx: Context, samples: Tensor) -> Tensor:
+    """(B,) float64 paired relative errors of ``samples`` against the uncached samples of
+    the recording (same prior and noise), in the time domain (``quality.paired_relative_
+    error`` on decoded series, as ``fdbench bench`` reports them)."""
+    from fdbench.quality import paired_relative_error
+
+    model = shared_model(ctx)
+    reference = model.decode(record(ctx).x_ref[-1]).double()
+    return paired_relative_error(model.decode(samples).double(), reference)
 
 
 def localisation_data(ctx: Context) -> tuple[Tensor, str]:

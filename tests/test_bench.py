@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
-from fdbench.bench import RESULTS_FILE, BenchConfig, format_table, run_bench
+from fdbench.bench import RESULTS_FILE, BenchConfig, run_bench
+from fdbench.bench_table import format_table
 from fdbench.errors import ConfigError
 
 SMALL = dict(policies=("e2crf", "fixed"), batch_sizes=(1, 3), n_steps=6, num_samples=4,
@@ -55,12 +59,60 @@ def test_bench_resumes_without_redoing_work(sines_checkpoint, tmp_path) -> None:
     records = run_bench(sines_checkpoint, tmp_path, config, progress=False)
     assert (tmp_path / RESULTS_FILE).read_text() == before
     assert len(records) == len(before.splitlines())
-    # other settings are a different experiment: its records are not reused
-    other = run_bench(sines_checkpoint, tmp_path, BenchConfig(**{**SMALL, "n_steps": 5}),
-                      progress=False)
-    assert all(r["settings"]["n_steps"] == 5 for r in other)
-    kept = (tmp_path / RESULTS_FILE).read_text().splitlines()
-    assert len(kept) == len(before.splitlines()) + len(other)  # nothing lost
+    assert len({json.dumps(r["settings"]) for r in records}) == 1
+    settings = json.loads((tmp_path / "results.settings.json").read_text())
+    assert settings["n_steps"] == 6 and settings["policies"] == ["e2crf", "fixed"]
+
+
+def test_other_settings_into_the_same_directory_are_refused(sines_checkpoint,
+                                                           tmp_path) -> None:
+    """Issue 15: a rerun with other settings would overwrite samples/*.npy and mix two
+    experiments in one table: refused, naming each differing setting; nothing changes."""
+    run_bench(sines_checkpoint, tmp_path, BenchConfig(**SMALL), progress=False)
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"other settings \(n_steps: 6 there, 5 now; "
+                                          r"num_samples: 4 there, 12 now\)"):
+        run_bench(sines_checkpoint, tmp_path,
+                  BenchConfig(**{**SMALL, "n_steps": 5, "num_samples": 12}), progress=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_resume_says_what_it_skipped(sines_checkpoint, tmp_path, capsys) -> None:
+    config = BenchConfig(**{**SMALL, "batch_sizes": (2,)})
+    run_bench(sines_checkpoint, tmp_path, config, progress=False)
+    capsys.readouterr()
+    run_bench(sines_checkpoint, tmp_path, config, progress=True)
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("resuming"))
+    for phrase in ("samples: uncached, e2crf, fixed, network_off",
+                   "quality: e2crf, fixed, network_off, uncached",
+                   "timing: uncached@2, e2crf@2, fixed@2"):
+        assert phrase in line, line
+    assert "quality pass: scored" not in out   # nothing was recomputed
+
+
+def test_non_finite_samples_leave_no_partial_files(sines_checkpoint, tmp_path,
+                                                  monkeypatch) -> None:
+    import torch
+
+    import fdbench.bench
+    from fdbench.errors import FdbenchError
+
+    real = fdbench.bench.generate
+
+    def nan_for_fixed(model, n, **kwargs):
+        samples = real(model, n, **kwargs)
+        return samples * torch.nan if kwargs.get("desc", "").endswith("fixed") else samples
+
+    monkeypatch.setattr(fdbench.bench, "generate", nan_for_fixed)
+    with pytest.raises(FdbenchError, match="sampling with 'fixed' gave non-finite values in 4 "
+                                           "of 4 samples; nothing written"):
+        run_bench(sines_checkpoint, tmp_path, BenchConfig(**SMALL), progress=False)
+    written = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert "fixed.npy" not in written and "fixed_trajectory.npy" not in written
+    assert "e2crf.npy" in written                # finished policies are kept
+    for path in (tmp_path / "samples").iterdir():
+        assert np.isfinite(np.load(path)).all(), path
 
 
 def test_bad_bench_settings_fail_before_work(sines_checkpoint, tmp_path) -> None:

@@ -143,13 +143,14 @@ def test_corrupt_or_missing_checkpoint_exits_2(tmp_path, capsys, ecg_shaped_chec
     assert not out.exists()
 
 
-def test_bad_argument_values_exit_2(tmp_path) -> None:
+def test_bad_argument_values_exit_2_with_one_line(tmp_path, capsys) -> None:
     for args in (["sample", "--checkpoint", tmp_path, "--num-samples", "0", "--out", "x.npy"],
                  ["train", "--out", tmp_path / "o", "--steps", "-3"],
                  ["run", "--threads", "0"]):
-        with pytest.raises(SystemExit) as exit_info:
-            run_cli(*args)
-        assert exit_info.value.code == 2
+        assert run_cli(*args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("fdbench: error: "), err
+        assert "must be >= " in err[0] and "--help" in err[0]
 
 
 def test_bench_with_an_unknown_policy_exits_2(tmp_path, capsys, ecg_shaped_checkpoint) -> None:
@@ -190,7 +191,8 @@ def test_sample_refuses_a_bad_cache_or_output_before_sampling(tmp_path, capsys,
 
 
 def test_sample_refuses_weights_that_give_nan(tmp_path, capsys, ecg_shaped_checkpoint) -> None:
-    """Weights overwritten with 0xFF (NaN floats) are refused at load, before sampling."""
+    """Weights overwritten with 0xFF (NaN floats) are refused at load, before sampling: by
+    the recorded sha256 (tests/test_checkpoint.py: by the finite check without one)."""
     broken = tmp_path / "nan"
     broken.mkdir()
     for name in ("config.json", "model.safetensors"):
@@ -203,5 +205,193 @@ def test_sample_refuses_weights_that_give_nan(tmp_path, capsys, ecg_shaped_check
     assert run_cli("sample", "--checkpoint", broken, "--num-samples", "2", "--steps", "3",
                    "--out", out) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "corrupt" in err[0] and "non-finite" in err[0], err
+    assert len(err) == 1 and "corrupt" in err[0] and "sha256" in err[0], err
     assert not out.exists()
+
+
+# ---- issue 15: fast help, version, validation before compute, progress ----------------
+
+
+def test_import_and_every_help_page_stay_off_torch_and_numpy() -> None:
+    """`fdbench --help` and `fdbench CMD --help` must not pay for torch: build the parser
+    and format every subcommand's help in a fresh interpreter, then look at sys.modules."""
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse, fdbench.cli as cli\n"
+            "parser = cli.build_parser()\n"
+            "parser.format_help()\n"
+            "todo = [parser]\n"
+            "while todo:\n"
+            "    p = todo.pop()\n"
+            "    p.format_help()\n"
+            "    for a in p._actions:\n"
+            "        if isinstance(a, argparse._SubParsersAction):\n"
+            "            todo.extend(a.choices.values())\n"
+            "heavy = sorted(m for m in ('torch', 'numpy', 'scipy', 'matplotlib') "
+            "if m in sys.modules)\n"
+            "print(heavy)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_version(capsys) -> None:
+    from fdbench import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("--version")
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fdbench {__version__}"
+
+
+def test_bench_help_lists_every_registered_policy_with_its_knobs(capsys) -> None:
+    from dataclasses import fields
+
+    from fdbench.cache import POLICIES, POLICY_PRESETS
+    from fdbench.cli_help import POLICY_CATALOG, render_policy_catalog
+
+    assert POLICY_CATALOG == render_policy_catalog(), (
+        "fdbench/cli_help.py POLICY_CATALOG is stale: regenerate it (see its docstring)")
+    with pytest.raises(SystemExit):
+        run_cli("bench", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    for name in POLICIES:
+        assert f" {name}: " in text, name
+        assert all(f"{f.name}=" in text for f in fields(POLICIES[name].config_class()))
+    for name in POLICY_PRESETS:
+        assert f"preset {name}" in text, name
+
+
+def test_solver_and_grid_names_in_help_match_the_registries() -> None:
+    from fdbench.cli_help import GRID_NAMES, SOLVER_NAMES
+    from fdbench.solvers import SOLVERS
+    from fdbench.time_grids import GRIDS
+
+    assert SOLVER_NAMES == tuple(SOLVERS) and GRID_NAMES == tuple(GRIDS)
+
+
+def test_sweep_methods_take_commas_and_spaces() -> None:
+    from fdbench.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--sweep", "--sweep-methods", "fora,toca",
+                                      "fixed"])
+    assert args.sweep_methods == ["fora", "toca", "fixed"]
+
+
+def test_one_solver_step_is_refused_by_the_parser_with_the_reason(tmp_path, capsys) -> None:
+    assert run_cli("sample", "--checkpoint", "ecg", "--num-samples", "2", "--solver",
+                   "ode_heun", "--steps", "1", "--out", tmp_path / "s.npy") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --steps: must be >= 2" in err[0], err
+    assert "no step to take" in err[0]
+
+
+@pytest.fixture()
+def a_file(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("a regular file")
+    return path
+
+
+def _out_path_cases(a_file, checkpoint) -> dict[str, list]:
+    """Every command's output option pointed through a regular file."""
+    samples = a_file.parent / "samples.npy"
+    np.save(samples, np.zeros((20, 187, 1), dtype=np.float32))
+    return {
+        "sample": ["sample", "--checkpoint", checkpoint, "--num-samples", "2", "--steps", "3",
+                   "--out", a_file / "y.npy"],
+        "bench": ["bench", "--checkpoint", checkpoint, "--out", a_file / "d"],
+        "bench_file": ["bench", "--checkpoint", checkpoint, "--out", a_file],
+        "report": ["report", a_file.parent, "--out", a_file / "r"],
+        "check": ["check", "--quick", "--json", a_file / "x.json"],
+        "evaluate": ["evaluate", samples, "--data", "ecg", "--json", a_file / "x.json"],
+        "calibrate": ["calibrate", "teacache", "--checkpoint", checkpoint, "--out",
+                      a_file / "c.json"],
+        "train": ["train", "--data", "sines", "--out", a_file / "ckpt"],
+        "run": ["run", "--runs-dir", a_file, "--checkpoint", checkpoint],
+    }
+
+
+@pytest.mark.parametrize("case", ["sample", "bench", "bench_file", "report", "check",
+                                  "evaluate", "calibrate", "train", "run"])
+def test_output_paths_through_a_file_are_refused_before_compute(a_file, capsys, monkeypatch,
+                                                                case,
+                                                                ecg_shaped_checkpoint) -> None:
+    """No FileExistsError/NotADirectoryError after the work: one line, exit 2, and no
+    checkpoint loaded, data read or claim run before the refusal."""
+    import fdbench.bench
+    import fdbench.checkpoint
+    import fdbench.data
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("work started before the output path was checked")
+
+    for module in (fdbench.checkpoint, fdbench.bench):
+        monkeypatch.setattr(module, "load_checkpoint", too_late)
+    monkeypatch.setattr(fdbench.data, "load_dataset", too_late)
+    argv = _out_path_cases(a_file, ecg_shaped_checkpoint)[case]
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fdbench: error: "), err
+    assert "not a directory" in err[0], err[0]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sample", "--num-samples", "2", "--steps", "3", "--cache", "teleport"],
+     "unknown cache policy"),
+    (["sample", "--num-samples", "2", "--steps", "3", "--cache", "e2crf:tau_0=-1"], "tau_0"),
+    (["sample", "--num-samples", "2", "--steps", "3", "--eta", "0.5"], "SolverConfig.eta"),
+    (["sample", "--num-samples", "2", "--steps", "3", "--solver", "ode_euler",
+      "--noise-free-last-step"], "noise_free_last_step"),
+    (["bench", "--policies", "teleport"], "unknown cache policy"),
+    (["bench", "--policies", "fora:nosuch=1"], "no field 'nosuch'"),
+    (["bench", "--num-samples", "4"], "num_samples must be >= "),
+    (["calibrate", "teacache", "--steps", "3", "--out", "TMP"], "is a directory"),
+])
+def test_bad_settings_are_refused_before_the_checkpoint_loads(tmp_path, capsys, monkeypatch,
+                                                              ecg_shaped_checkpoint, argv,
+                                                              message) -> None:
+    import fdbench.bench
+    import fdbench.checkpoint
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("the checkpoint loaded before the settings were checked")
+
+    for module in (fdbench.checkpoint, fdbench.bench):
+        monkeypatch.setattr(module, "load_checkpoint", too_late)
+    full = [tmp_path if a == "TMP" else a for a in argv] + ["--checkpoint",
+                                                          ecg_shaped_checkpoint]
+    if argv[0] != "calibrate":
+        full += ["--out", tmp_path / ("s.npy" if argv[0] == "sample" else "b")]
+    assert run_cli(*full) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fdbench: error: "), err
+    assert message in err[0], err[0]
+    assert not any(tmp_path.iterdir())
+
+
+def test_progress_is_one_line_per_stage_off_a_terminal_and_a_bar_on_one(
+        tmp_path, capsys, monkeypatch, ecg_shaped_checkpoint) -> None:
+    import fdbench.progress
+
+    argv = ["sample", "--checkpoint", ecg_shaped_checkpoint, "--num-samples", "3",
+            "--batch-size", "2", "--steps", "3"]
+    assert run_cli(*argv, "--out", tmp_path / "a.npy") == 0
+    captured = capsys.readouterr()
+    summaries = [line for line in captured.out.splitlines() if line.startswith("sampling")]
+    assert len(summaries) == 1, captured.out
+    assert "3 series, em T=3, 2 batch(es) in " in summaries[0]
+    assert "batches" not in captured.err
+    monkeypatch.setattr(fdbench.progress, "on_terminal", lambda: True)
+    assert run_cli(*argv, "--out", tmp_path / "b.npy") == 0
+    captured = capsys.readouterr()
+    assert "sampling (uncached) (batches)" in captured.err       # tqdm's bar
+    assert not any(line.startswith("sampling") for line in captured.out.splitlines())
+
+
+def test_run_refuses_too_few_samples_by_the_judges_minimum() -> None:
+    from fdbench.cli import MIN_JUDGED
+    from fdbench.judges import MIN_SERIES
+
+    assert MIN_JUDGED == MIN_SERIES

@@ -44,12 +44,28 @@ def test_wide_csv_still_works(tmp_path: Path) -> None:
     assert torch.equal(load_series_file(path)[..., 0], torch.tensor([[1., 2, 3], [4, 5, 7]]))
 
 
-def test_nan_rows_are_dropped_with_a_count(tmp_path: Path, capsys) -> None:
-    text = long_text(n_series=2, n_steps=3).replace("series,time,value\n",
-                                                    "series,time,value\ns9,0,nan\ns9,1,\n")
-    x = load_series_file(write(tmp_path, text))
-    assert x.shape == (2, 3, 1)
-    assert "dropped 2 row(s)" in capsys.readouterr().err
+def test_nan_gap_is_refused_with_its_line_or_dropped_by_series(tmp_path: Path,
+                                                              capsys) -> None:
+    """The issue's case: a NaN at one time step of every series used to shorten N
+    silently (16 -> 15). Now: an error naming the line; --dropna drops whole series."""
+    from fdbench.data import LoadOptions
+
+    text = long_text(n_series=3, n_steps=16)
+    every = text
+    for s in range(3):  # time 7 of every series is a gap
+        every = every.replace(f"s{s},7,{100 * s + 7}\n", f"s{s},7,nan\n")
+    path = write(tmp_path, every)
+    line = every.splitlines().index("s0,7,nan") + 1
+    with pytest.raises(InputError, match=rf"long.csv, line {line}: series 's0' time '7' "
+                                         r"has a missing or non-finite value \(nan\)"):
+        load_series_file(path)
+    with pytest.raises(InputError, match="no series left after --dropna"):
+        load_series_file(path, LoadOptions(dropna=True))
+    one = write(tmp_path, text.replace("s1,7,107\n", "s1,7,\n"))
+    x = load_series_file(one, LoadOptions(dropna=True))
+    assert x.shape == (2, 16, 1)  # s1 dropped whole: N is never shortened
+    assert x[:, 0, 0].tolist() == [0.0, 200.0]  # s0 and s2 (values 100 s + t)
+    assert "--dropna dropped 1 series with a gap (series 's1')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text,message", [
@@ -57,7 +73,7 @@ def test_nan_rows_are_dropped_with_a_count(tmp_path: Path, capsys) -> None:
     ("series,time,value,colour\na,1,2,red\n", "unknown column 'colour'"),
     ("series,time,value\na,0,1\na,1,2\nb,0,3\n", "ragged series"),
     ("series,time,value\na,0,1\na,0,2\n", "given twice"),
-    ("series,time,value\na,0,1\na,1,1\nb,0,1\nb,1,1\n", "constant"),
+    ("series,time,value\na,0,1\na,1,1\nb,0,1\nb,1,1\n", "channel 0 of 1 is constant"),
     ("series,time,value\na,0,x\n", "'x' is not a number"),
     ("series,time,value,channel\na,0,1,u\na,0,2,v\na,1,3,u\n", "ragged channels"),
 ])

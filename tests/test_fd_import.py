@@ -134,7 +134,7 @@ def test_import_matches_the_original_forward(fdiff, tmp_path) -> None:
 
 def test_ve_time_domain_checkpoint(fdiff, tmp_path) -> None:
     path = save_fd(tmp_path / "ve.ckpt", fdiff, kind="VE", frequency=False)
-    model = import_fourierdiffusion(path)
+    model = import_fourierdiffusion(path, domain="time")
     assert model.network.config.layout == "time"
     assert model.sde == VESDE(sigma_min=0.05, sigma_max=3.0, eps=1e-5)
 
@@ -193,3 +193,159 @@ def test_bad_files_fail_clearly(fdiff, tmp_path, capsys) -> None:
         import_fourierdiffusion(save_fd(tmp_path / "keys.ckpt", fdiff, state_dict=state))
     assert main(["import-fd", str(tmp_path / "cut.ckpt"), "--out", str(tmp_path / "o")]) == 2
     assert "fdbench: error: cannot read" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- edge cases (issue 15, 8)
+
+
+def test_no_noise_scaling_needs_the_domain(fdiff, tmp_path) -> None:
+    """fourier_noise_scaling=False is allowed in both domains by FD's train script and
+    used to import silently as a time model: now train_config.yaml or --domain says."""
+    run = tmp_path / "lightning_logs" / "run1"
+    (run / "checkpoints").mkdir(parents=True)
+    path = save_fd(run / "checkpoints" / "epoch=1-val_loss=0.5.ckpt", fdiff,
+                   frequency=False)
+    with pytest.raises(CheckpointError, match="state it with --domain time|frequency"):
+        import_fourierdiffusion(path)
+    assert import_fourierdiffusion(path, domain="time").network.config.layout == "time"
+    with pytest.raises(CheckpointError, match="without noise scaling .* not supported"):
+        import_fourierdiffusion(path, domain="frequency")
+    config = run / "train_config.yaml"  # FD's OmegaConf.save of the hydra config
+    config.write_text("random_seed: 42\nfourier_transform: true\nstandardize: true\n"
+                      "datamodule:\n  fourier_transform: ${fourier_transform}\n")
+    with pytest.raises(CheckpointError, match="without noise scaling .* not supported"):
+        import_fourierdiffusion(path)
+    config.write_text("fourier_transform: false\ndatamodule:\n  fourier_transform: "
+                      "${fourier_transform}\n")
+    assert import_fourierdiffusion(path).network.config.layout == "time"
+    with pytest.raises(CheckpointError, match="contradicts .*train_config.yaml"):
+        import_fourierdiffusion(path, domain="frequency")
+    frequency = save_fd(tmp_path / "f.ckpt", fdiff)
+    with pytest.raises(CheckpointError, match="--domain time contradicts"):
+        import_fourierdiffusion(frequency, domain="time")
+
+
+@pytest.mark.parametrize("kind", ["MLP", "LSTM"])
+def test_mlp_and_lstm_score_models_are_named(fdiff, tmp_path, kind: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    if kind == "MLP":  # FD's MLPScoreModule: ModuleList of Sequential blocks, d_mlp
+        state = {"embedder.weight": torch.randn(D, N * M, generator=g),
+                 "backbone.0.0.weight": torch.randn(64, D, generator=g),
+                 "backbone.0.0.bias": torch.randn(64, generator=g)}
+        hparams = {"d_mlp": 64}
+    else:  # FD's LSTMScoreModule: nn.LSTM layers
+        state = {"embedder.weight": torch.randn(D, M, generator=g),
+                 "backbone.0.weight_ih_l0": torch.randn(4 * D, D, generator=g)}
+        hparams = {}
+    path = tmp_path / f"{kind}.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": {
+        "n_channels": M, "max_len": N, "d_model": D, "num_layers": 2,
+        "noise_scheduler": make_scheduler(fdiff), "fourier_noise_scaling": True,
+        **hparams}}, path)
+    with pytest.raises(CheckpointError, match=rf"unsupported score model \({kind}\)"):
+        import_fourierdiffusion(path)
+
+
+def test_plain_numpy_data_outside_the_model_does_not_block(fdiff, tmp_path, capsys) -> None:
+    import numpy as np
+
+    callbacks = {"ModelCheckpoint{'monitor': 'val/loss'}": {
+        "best_model_score": np.float64(0.25), "current_score": np.float32(0.5),
+        "best_k_models": {"a.ckpt": np.array([0.25, 0.3])}, "kth_value": np.int64(3)}}
+    path = save_fd(tmp_path / "cb.ckpt", fdiff, callbacks=callbacks)
+    model = import_fourierdiffusion(path)
+    assert model.network.config.layout == "chart"
+
+    class Payload:  # still refused wherever it sits
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = save_fd(tmp_path / "evil-cb.ckpt", fdiff, callbacks={"x": Payload()})
+    with pytest.raises(CheckpointError, match=r"builtins\.print"):
+        import_fourierdiffusion(evil)
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_directory_path_finds_its_ckpt(fdiff, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match="is a directory with no .ckpt"):
+        import_fourierdiffusion(empty)
+    one = tmp_path / "one"
+    (one / "checkpoints").mkdir(parents=True)
+    save_fd(one / "checkpoints" / "last.ckpt", fdiff)
+    assert import_fourierdiffusion(one).meta["imported_from"].endswith("last.ckpt")
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    for loss in ("0.30", "0.12", "0.50"):
+        save_fd(run / f"epoch=3-val_loss={loss}.ckpt", fdiff)
+    best = import_fourierdiffusion(run.parent).meta["imported_from"]
+    assert best.endswith("epoch=3-val_loss=0.12.ckpt")  # FD's get_best_checkpoint rule
+    save_fd(run / "last.ckpt", fdiff)
+    with pytest.raises(CheckpointError, match="directory with 4 .ckpt files .* name one"):
+        import_fourierdiffusion(run)
+
+
+def test_out_is_not_overwritten_without_force(fdiff, tmp_path, capsys) -> None:
+    path = save_fd(tmp_path / "m.ckpt", fdiff)
+    out = tmp_path / "imported"
+    assert main(["import-fd", str(path), "--out", str(out)]) == 0
+    assert "re-import with --data" in capsys.readouterr().out
+    before = (out / "config.json").read_bytes()
+    assert main(["import-fd", str(path), "--out", str(out), "--data", "sines"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not empty" in err[0] and "--force" in err[0]
+    assert (out / "config.json").read_bytes() == before
+    assert main(["import-fd", str(path), "--out", str(out), "--data", "sines",
+                 "--force"]) == 0
+    assert (out / "config.json").read_bytes() != before
+    (tmp_path / "afile").write_text("x")
+    assert main(["import-fd", str(path), "--out", str(tmp_path / "afile")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_fd_standardisation_full_set_unbiased(fdiff, tmp_path) -> None:
+    from fdbench.data import load_dataset
+    from fdbench.spectral import chart
+
+    path = save_fd(tmp_path / "m.ckpt", fdiff)
+    model = import_fourierdiffusion(path, data="sines", standardise="fd")
+    split = load_dataset("sines")
+    x = chart(torch.cat([split.train, split.test])).double()
+    assert torch.allclose(model.standardiser.mean.double(), x.mean(0), atol=1e-6)
+    assert torch.allclose(model.standardiser.std.double(), x.std(0, correction=1)
+                          .clamp_min(1e-6), rtol=1e-5, atol=1e-7)
+    ours = import_fourierdiffusion(path, data="sines").standardiser
+    assert not torch.allclose(ours.std, model.standardiser.std)  # a different rule
+    assert "unbiased" in model.meta["standardiser"]
+
+
+def test_kaggle_csv_with_its_label_column(fdiff, tmp_path, capsys) -> None:
+    """The paper's mitbih_train.csv layout: no header, N values then the class label."""
+    from fdbench.data import LoadOptions, load_dataset
+
+    rows = torch.randn(30, N, generator=torch.Generator().manual_seed(2))
+    labels = torch.randint(0, 5, (30, 1), generator=torch.Generator().manual_seed(3))
+    csv = tmp_path / "mitbih_train.csv"
+    csv.write_text("\n".join(",".join(f"{v:.6e}" for v in [*r.tolist(), float(lab)])
+                             for r, lab in zip(rows, labels, strict=True)) + "\n")
+    path = save_fd(tmp_path / "m.ckpt", fdiff)
+    with pytest.raises(CheckpointError, match=r"\(101, 1\).*--label-column -1"):
+        import_fourierdiffusion(path, data=str(csv))
+    out = tmp_path / "imported"
+    assert main(["import-fd", str(path), "--out", str(out), "--data", str(csv),
+                 "--label-column", "-1"]) == 0
+    meta = load_checkpoint(out).meta
+    assert meta["data_source"]["options"]["label_column"] == "-1"
+    split = load_dataset(str(csv), options=LoadOptions(label_column="-1"))
+    assert split.n_steps == N
+
+
+def test_bench_without_data_says_to_reimport(fdiff, tmp_path) -> None:
+    from fdbench.data import DataSourceError, dataset_for_checkpoint
+
+    path = save_fd(tmp_path / "m.ckpt", fdiff)
+    out = tmp_path / "imported"
+    assert main(["import-fd", str(path), "--out", str(out)]) == 0
+    with pytest.raises(DataSourceError, match="re-import it: fdbench import-fd .*--data"):
+        dataset_for_checkpoint(load_checkpoint(out).meta)

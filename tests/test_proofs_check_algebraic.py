@@ -221,9 +221,31 @@ def test_table_shows_decider_settings_and_identities() -> None:
 
 
 def test_p31_lambda_sde(ctx: Context) -> None:
+    """VP and VE, one channel and two correlated ones: each reading holds with Lambda^2
+    in the sampler, and each is violated by a sampler without it."""
     result = _valid(claim_p31_lambda_sde.check(ctx))
     assert result.verdict == "holds"
-    assert claim_p31_lambda_sde.check(ctx, sampler_lam="none").verdict == "violated"
+    assert {name.split(":")[0] for name in result.readings} == {
+        "VP, M = 1", "VE, M = 1", "VP, M = 2", "VE, M = 2"}
+    assert set(result.readings.values()) == {"holds"}
+    faulty = claim_p31_lambda_sde.check(ctx, sampler_lam="none")
+    assert set(faulty.readings.values()) == {"violated"}
+
+
+def test_p31_em_covariance_is_the_chain_covariance() -> None:
+    """The exact recursion the tolerance uses agrees with a direct Monte-Carlo of the
+    same chain (VE, M = 2), and C0 is the Kronecker chart covariance."""
+    from fdbench.sde import VESDE
+
+    n, m = 4, 2
+    c0 = claim_p31_lambda_sde.chart_covariance(n, m)
+    q = claim_p31_lambda_sde.chart_matrix(n)
+    assert torch.allclose(c0[::m, ::m], q @ claim_p31_lambda_sde.gaussian_covariance(n) @ q.T)
+    assert torch.allclose(c0[0, 1], torch.tensor(claim_p31_lambda_sde.CHANNEL_CORR,
+                                                 dtype=torch.float64) * c0[0, 0])
+    sde = VESDE(sigma_min=0.01, sigma_max=5.0)
+    out = claim_p31_lambda_sde.sample_and_score(sde, n, m, 20000, 30, 0, "model")
+    assert out["excess"] <= 1.0 and out["em_bias_rel"] > 0.01      # coarse grid: real bias
 
 
 def test_p32_score_matching(ctx: Context) -> None:

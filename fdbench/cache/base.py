@@ -90,13 +90,43 @@ class Decision:
 
 @dataclass(frozen=True)
 class Observation:
-    """What the engine reports after a model call (token space, (B, n_tokens, ...))."""
+    """What the engine reports after a model call (token space, (B, n_tokens, ...)).
+    The staleness ``error`` is reported on the computed tokens only (slot j of sample b
+    is token ``index[b, j]``), so that measuring it costs two gathers of the computed
+    rows instead of a copy of the whole reused feature; :meth:`dense_error` spreads it
+    over all tokens."""
 
     final: Tensor               # (B, n_tokens, d) the residual stream the head read
     fresh: Tensor               # (B, n_tokens) bool, computed this step
     measured: Tensor | None     # (B, n_tokens) bool
-    error: Tensor | None        # (B, n_tokens, d) fresh - cached reused feature, 0 elsewhere
+    # (B, m, d) fresh - cached reused feature at the tokens ``index``; 0 in the slots of
+    # tokens not measured and in padding slots
+    error: Tensor | None
     unit_of_token: Tensor       # (n_tokens,) the unit (bin or token) each token belongs to
+    index: Tensor | None = None  # (B, m) the token of each slot of ``error``
+
+    def dense_error(self) -> Tensor | None:
+        """(B, n_tokens, d): the error at every token, 0 where nothing was measured
+        (padding slots hold 0, so adding them changes nothing)."""
+        if self.error is None or self.index is None:
+            return self.error
+        batch, n_tokens = self.fresh.shape
+        width = self.error.shape[-1]
+        rows = (torch.arange(0, batch * n_tokens, n_tokens, device=self.index.device)[:, None]
+                + self.index).flatten()                   # rows of a (B * n, d) view
+        dense = self.error.new_zeros(batch * n_tokens, width)
+        return dense.index_add_(0, rows, self.error.reshape(-1, width)).view(
+            batch, n_tokens, width)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A correction ``weight * value`` of the reused feature, applied by the engine in
+    place (``addcmul_``) without materialising the (B, n, d) product: ``weight``
+    (B, n, 1) selects and scales tokens, ``value`` (B, 1 or n, d)."""
+
+    weight: Tensor
+    value: Tensor
 
 
 class CachePolicy(ABC):
@@ -137,9 +167,10 @@ class CachePolicy(ABC):
         """Choose what to recompute from the current input in unit view
         (B, n_units, unit_dim)."""
 
-    def observe(self, step: StepInfo, observation: Observation) -> Tensor | None:
-        """Learn from the finished call; may return a correction (B, n_tokens, d) that the
-        engine adds to the cached reused features (error feedback)."""
+    def observe(self, step: StepInfo, observation: Observation) -> Tensor | Correction | None:
+        """Learn from the finished call; may return a correction (B, n_tokens, d) or a
+        :class:`Correction` that the engine adds to the cached reused features (error
+        feedback)."""
         return None
 
     def step_trace(self) -> dict[str, float | Tensor]:

@@ -56,6 +56,7 @@ from fdbench.cache.base import (
     BatchInfo,
     CacheConfig,
     CachePolicy,
+    Correction,
     Decision,
     Observation,
     StepInfo,
@@ -204,8 +205,24 @@ def feedback_gain(intensity: Tensor, alpha_max: float) -> Tensor:
     return (intensity / 2).clamp(max=alpha_max)
 
 
+class Share:
+    """A trace value kept as a 0-d count tensor until read: ``float()`` gives count /
+    total (one reduction per step instead of a cast and a mean; no host sync)."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self, count: Tensor, total: int):
+        self.count, self.total = count, total
+
+    def __float__(self) -> float:
+        return float(self.count) / self.total
+
+
 @register_policy
 class E2CRF(CachePolicy):
+    """The decision logic runs on preallocated state and never reads a tensor on the
+    host: the per-step work is a fixed, short list of batched ops (issue 17)."""
+
     config_class = E2CRFConfig
     units = "bins"
 
@@ -213,40 +230,56 @@ class E2CRF(CachePolicy):
         super().reset(batch)
         config = self.config
         self.last_x: Tensor | None = None        # (B, n_bins, 2M) input when last computed
+        self.spare_x: Tensor | None = None       # last_x's second buffer (double buffering)
         self.prev_final: Tensor | None = None    # (B, n, d) z_L of the previous call
         self.prev_input: Tensor | None = None    # (B, n_bins, 2M), event_source "input"
         self.intensity: Tensor | None = None     # (B,) latest r
-        self.due: Tensor | None = None           # (B,) feedback due this step
+        # feedback due this step: True (every sample, by the schedule), a (B,) mask (the
+        # warned samples), or None (no sample)
+        self.due: Tensor | bool | None = None
         self.n_high = max(0, batch.n_units - (config.K + 1))
         self.n_probe = math.ceil(config.random_probe_ratio * self.n_high) \
             if config.use_probes else 0
         self.generators = [torch.Generator(device=batch.device).manual_seed(
             sample_seed(config.seed, int(i))) for i in batch.sample_ids.tolist()]
-        self.probe_bins: Tensor | None = None  # (B, PROBE_CHUNK, n_probe), drawn ahead
+        self.probe_masks: Tensor | None = None   # (B, PROBE_CHUNK, n_bins), drawn ahead
         self.probe_row = PROBE_CHUNK
-        self._trace: dict[str, Tensor] = {}
+        self.high = torch.arange(batch.n_units, device=batch.device) > config.K  # (n_bins,)
+        self.low = ~self.high
+        self.high_tokens: Tensor | None = None   # (n_tokens,) high-band tokens, on first use
+        self._trace: dict[str, Any] = {}
 
     def state_nbytes(self) -> int:
-        kept = [self.last_x, self.prev_final, self.prev_input]
+        kept = [self.last_x, self.spare_x, self.prev_final, self.prev_input]
         return sum(t.numel() * t.element_size() for t in kept if t is not None)
 
-    def _probes(self, shape: torch.Size, device: torch.device) -> Tensor:
+    def _probes(self) -> Tensor | None:
         """(B, n_bins) bool: ceil(ratio * n_high) random high-band bins per sample, drawn
-        from the sample's own generator (reproducible from (seed, sample index)). Scores
-        are drawn PROBE_CHUNK steps ahead: one generator call per sample per chunk, not
-        per step, keeps the decision logic cheap at large batch."""
-        probes = torch.zeros(shape, dtype=torch.bool, device=device)
+        from the sample's own generator (reproducible from (seed, sample index)); None
+        without probes. Scores and masks are drawn PROBE_CHUNK steps ahead: one generator
+        call per sample per chunk, not per step, keeps the decision logic cheap."""
         if self.n_probe == 0:
-            return probes
+            return None
         if self.probe_row == PROBE_CHUNK:
+            device = self.batch.device
             scores = torch.stack([
                 torch.rand(PROBE_CHUNK, self.n_high, generator=g, device=device)
                 for g in self.generators])                           # (B, chunk, n_high)
-            self.probe_bins = scores.topk(self.n_probe, dim=2).indices + self.config.K + 1
+            chosen = scores.topk(self.n_probe, dim=2).indices + self.config.K + 1
+            masks = torch.zeros(len(self.generators), PROBE_CHUNK, self.batch.n_units,
+                                dtype=torch.bool, device=device)
+            self.probe_masks = masks.scatter_(2, chosen, True)
             self.probe_row = 0
-        chosen = self.probe_bins[:, self.probe_row]                  # (B, n_probe)
+        probes = self.probe_masks[:, self.probe_row]                  # (B, n_bins) view
         self.probe_row += 1
-        return probes.scatter_(1, chosen, True)
+        return probes
+
+    def _remember(self, units_x: Tensor) -> None:
+        """last_x <- units_x (every bin computed), into the preallocated buffer."""
+        if self.last_x is None or self.last_x.shape != units_x.shape:
+            self.last_x, self.spare_x = units_x.clone(), torch.empty_like(units_x)
+        else:
+            self.last_x.copy_(units_x)
 
     @property
     def mode(self) -> str:
@@ -266,69 +299,91 @@ class E2CRF(CachePolicy):
             if self.prev_input is not None:
                 self.intensity = event_intensity(units_x, self.prev_input, config.eta,
                                                  config.square_intensity)
-            self.prev_input = units_x.clone()
-        self._trace: dict[str, Tensor] = {}
+                self.prev_input.copy_(units_x)
+            else:
+                self.prev_input = units_x.clone()
+        self._trace = {}
         if step.first or step.last or self.last_x is None or self.refresh_due(step):
-            self.last_x, self.due = units_x.clone(), None
+            self._remember(units_x)
+            self.due = None
             return Decision(None)
-        batch = units_x.shape[0]
-        warn = torch.zeros(batch, dtype=torch.bool, device=units_x.device)
+        warn = None                              # None: no sample can be warned
         if config.use_event and self.intensity is not None:
             warn = self.intensity > config.tau_warn
         change = token_change(units_x, self.last_x, config.eps, config.delta)  # (B, bins)
         tau = energy_threshold(units_x, config.tau_0, config.eps) if config.use_energy \
-            else torch.full_like(change, config.tau_0)
-        triggered = change > tau
-        triggered[:, : config.K + 1] = False
-        probes = self._probes(change.shape, units_x.device)
-        recompute = triggered | probes | warn[:, None]
-        recompute[:, : config.K + 1] = True
-        self.last_x = torch.where(recompute[..., None], units_x, self.last_x)
-        measure = None
+            else config.tau_0
+        above = change > tau
+        # S_i = low band u triggered u probes u (warned samples: everything); the low band
+        # is in S_i anyway, so "above" needs no masking there (E²-15)
+        recompute = above | self.low
+        probes = self._probes()
+        if probes is not None:
+            recompute |= probes
+        if warn is not None:
+            recompute |= warn[:, None]
+        triggered = above & self.high
+        torch.where(recompute[..., None], units_x, self.last_x, out=self.spare_x)
+        self.last_x, self.spare_x = self.spare_x, self.last_x
+        measure, self.due = None, None
         if config.use_feedback:
-            self.due = warn | self.feedback_due(step)
-            if bool(self.due.any()):
+            # a schedule known on the host needs no look at the warnings: every sample is
+            # due; otherwise the warned ones are, and the gain is masked by them (a
+            # sample not due gets a zero correction) instead of asking the device
+            # whether any sample warned
+            self.due = True if self.feedback_due(step) else warn
+            if self.due is not None:
                 measure = probes if config.use_probes else triggered
         # traces stay tensors: converted once when the statistics are read, not per step
-        self._trace = {"triggered": triggered.float().mean(), "warned": warn.float().mean(),
-                       "probes": probes.float().sum(1).mean()}
+        units = triggered.numel()
+        self._trace = {"triggered": Share(triggered.sum(), units),
+                       "warned": Share(warn.sum(), warn.numel()) if warn is not None else 0.0,
+                       "probes": float(self.n_probe)}
         return Decision(recompute, measure)
 
-    def observe(self, step: StepInfo, observation: Observation) -> Tensor | None:
+    def observe(self, step: StepInfo, observation: Observation) -> Correction | None:
         config = self.config
         final = observation.final
         if config.event_source == "previous":
-            if self.prev_final is not None:
+            if self.prev_final is not None and self.prev_final.shape == final.shape:
                 self.intensity = event_intensity(final, self.prev_final, config.eta,
                                                  config.square_intensity)
-            self.prev_final = final.clone()
+                self.prev_final.copy_(final)
+            else:
+                self.prev_final = final.clone()
         if self.intensity is not None:
             self._trace["event_intensity"] = self.intensity.mean()
         if observation.error is None or self.due is None or self.intensity is None:
             return None
-        alpha = feedback_gain(self.intensity, config.alpha_max) * self.due    # (B,)
-        high = observation.unit_of_token > config.K                           # (n,)
-        target = ~observation.fresh & high                                    # (B, n)
-        measured = observation.measured
+        alpha = feedback_gain(self.intensity, config.alpha_max)              # (B,)
+        if self.due is not True:
+            alpha = alpha * self.due
+        if self.high_tokens is None:
+            self.high_tokens = observation.unit_of_token > config.K           # (n,)
+        target = ~observation.fresh & self.high_tokens                        # (B, n)
         if config.correction == "band_mean":
-            count = measured.sum(dim=1).clamp_min(1)                          # (B,)
-            error = (observation.error.sum(dim=1) / count[:, None])[:, None, :]
+            count = observation.measured.sum(dim=1).clamp_min(1)              # (B,)
+            # summed over all tokens (0 where not measured), not over the computed slots:
+            # the same terms in the same order as the dense error, so the same bits (a
+            # zero fill and a sum of (B, n, d), still cheaper than the stream's copy)
+            error = (observation.dense_error().sum(dim=1) / count[:, None])[:, None, :]
         else:
             error = self._nearest_probe_error(observation)
         self._trace["feedback_alpha"] = alpha.mean()
-        return alpha[:, None, None] * target[..., None] * error
+        # alpha * [cached high-band token] * error, applied in place by the engine
+        return Correction(target[..., None].to(error.dtype), alpha[:, None, None] * error)
 
     def _nearest_probe_error(self, observation: Observation) -> Tensor:
         """(B, n, d): for every token, the error of the measured token whose bin is
         nearest in frequency (zero when nothing was measured)."""
+        dense = observation.dense_error()
         bins = observation.unit_of_token.to(torch.float32)                    # (n,)
         distance = (bins[:, None] - bins[None, :]).abs()                      # (n, n)
         distance = distance[None].expand(observation.measured.shape[0], -1, -1).clone()
         distance.masked_fill_(~observation.measured[:, None, :], float("inf"))
         nearest = distance.argmin(dim=2)                                      # (B, n)
-        picked = torch.gather(observation.error, 1,
-                              nearest[..., None].expand_as(observation.error))
+        picked = torch.gather(dense, 1, nearest[..., None].expand_as(dense))
         return picked * observation.measured.any(dim=1)[:, None, None]
 
-    def step_trace(self) -> dict[str, Tensor]:
+    def step_trace(self) -> dict[str, Any]:
         return dict(self._trace)

@@ -3,13 +3,16 @@
 A layer's cache holds, per sample, the K and V of every token from the last time that
 token was computed (projected from the layer's *input* then, as attention defines them)
 and, in ``literal`` mode, each token's last feed-forward output. Token subsets are index
-tensors ``(B, m)``, one row per sample; every step reads ``gather -> layer -> scatter``."""
+tensors ``(B, m)``, one row per sample; every step reads ``gather -> layer -> scatter``.
+A :class:`RaggedPlan` lays the same tokens out flat, ``(T, d)`` with T the sum of the
+samples' own counts, so the per-token work pays no padding (:func:`ragged_layer`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from fdbench.model.layers import EncoderLayer
@@ -84,3 +87,60 @@ def all_rows_layer(layer: EncoderLayer, h: Tensor, token_idx: Tensor, kv_index: 
         return layer.add_norm2(h1, layer.feed_forward(h1))
     cache.ffn.scatter_(1, token_idx, layer.feed_forward(torch.gather(h1, 1, token_idx)))
     return layer.add_norm2(h1, cache.ffn)
+
+
+@dataclass
+class RaggedPlan:
+    """The computed tokens of a batch as one flat list of T entries: sample ``rows``,
+    token ``tokens``, slot ``slots`` in the padded (B, ``width``) layout that attention
+    rows keep, ``positions`` = rows * n + tokens in a flattened (B * n, d) stream, and
+    ``kv_rows`` (T * heads,): the rows of a (B * heads * n, hd) view of the K/V caches
+    that the T tokens' heads occupy (a contiguous index_copy_; advanced-index writes into
+    a transposed view cost ~10x more)."""
+
+    rows: Tensor
+    tokens: Tensor
+    slots: Tensor
+    positions: Tensor
+    kv_rows: Tensor
+    batch: int
+    width: int
+
+
+def ragged_plan(idx: Tensor, counts: Tensor, n_tokens: int, n_heads: int) -> RaggedPlan:
+    """The flat plan of padded indices (B, m) whose first ``counts[b]`` slots of row b
+    are sample b's own tokens (``engine.mask_to_indices``); padding slots are dropped."""
+    batch, width = idx.shape
+    valid = torch.arange(width, device=idx.device)[None, :] < counts[:, None]
+    slots = valid.flatten().nonzero().flatten()                       # (T,)
+    rows = torch.div(slots, width, rounding_mode="floor")
+    tokens = idx.flatten().index_select(0, slots)
+    heads = torch.arange(n_heads, device=idx.device)
+    kv_rows = ((rows[:, None] * n_heads + heads[None, :]) * n_tokens + tokens[:, None])
+    return RaggedPlan(rows, tokens, slots, rows * n_tokens + tokens, kv_rows.flatten(),
+                      batch, width)
+
+
+def ragged_layer(layer: EncoderLayer, h: Tensor, plan: RaggedPlan, cache: LayerCache) -> Tensor:
+    """:func:`subset_layer` on the flat list (T, d): Q/K/V projections, out-projection,
+    norms and FFN run on exactly the T computed tokens; the attention rows are laid out
+    padded (B, heads, width, hd), since each sample's queries attend over its own keys
+    (fresh K/V for its computed tokens, cached for the rest). Same arithmetic per token
+    as the padded path; only the matmul shapes differ (float tolerance, not bits)."""
+    attention = layer.self_attn
+    total, width = h.shape
+    heads = attention.n_heads
+    qkv = F.linear(h, attention.in_proj_weight, attention.in_proj_bias)
+    head_dim = width // heads
+    q, k, v = qkv.view(total, 3, heads, head_dim).unbind(1)          # (T, heads, hd)
+    cache.k.view(-1, head_dim).index_copy_(0, plan.kv_rows, k.reshape(-1, head_dim))
+    cache.v.view(-1, head_dim).index_copy_(0, plan.kv_rows, v.reshape(-1, head_dim))
+    padded = q.new_zeros(plan.batch * plan.width, heads, head_dim)
+    padded.index_copy_(0, plan.slots, q)
+    padded = padded.view(plan.batch, plan.width, heads, -1).transpose(1, 2)
+    rows = F.scaled_dot_product_attention(padded, cache.k, cache.v)   # (B, heads, w, hd)
+    rows = rows.transpose(1, 2).reshape(plan.batch * plan.width, width)
+    a = F.linear(rows.index_select(0, plan.slots), attention.out_proj.weight,
+                 attention.out_proj.bias)
+    h1 = layer.add_norm1(h, a)
+    return layer.add_norm2(h1, layer.feed_forward(h1))

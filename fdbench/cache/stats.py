@@ -7,7 +7,10 @@ token-subset forward is affine in the per-sample token count for a given reuse m
 (``fdbench.flops.forward_flops``), so the planned FLOPs of a step are the formula at the
 step's planned fraction, interpolated between the forward with no token computed
 (``empty_flops_per_step``) and the uncached one; summed over samples this is exact.
-Module-reuse policies run no padded gather: their planned FLOPs are the executed ones."""
+Module-reuse policies run no padded gather: their planned FLOPs are the executed ones.
+A step run in the engine's ragged layout pays no padding except in its attention rows;
+its recorded FLOPs count exactly that. ``padded_planned_ratio`` = planned / executed
+FLOPs (= executed FLOP speedup / planned FLOP speedup, 1 = no FLOP lost to padding)."""
 
 from __future__ import annotations
 
@@ -78,6 +81,7 @@ class CacheStats:
             "flop_speedup": uncached / flops if flops else float("inf"),
             "planned_flop_ratio": planned / uncached if uncached else float("nan"),
             "planned_flop_speedup": uncached / planned if planned else float("inf"),
+            "padded_planned_ratio": planned / flops if flops else 1.0,
             "decision_seconds": sum(step.decision_seconds for step in steps),
             "cache_bytes": self.cache_bytes,
         }
@@ -102,6 +106,7 @@ class CacheStats:
                 ("FLOP ratio (cached / uncached)", f"{s['flop_ratio']:.3f}"),
                 ("FLOP speedup (executed, padded)", f"{s['flop_speedup']:.2f}x"),
                 ("FLOP speedup (planned, no padding)", f"{s['planned_flop_speedup']:.2f}x"),
+                ("planned / executed FLOPs", f"{s['padded_planned_ratio']:.3f}"),
                 ("decision logic", f"{s['decision_seconds']:.3f} s"),
                 ("cache memory", f"{s['cache_bytes'] / 2**20:.2f} MiB")]
         return "| statistic | value |\n|---|---|\n" + "\n".join(
@@ -123,6 +128,7 @@ def combine(stats: list[CacheStats]) -> dict[str, Any]:
         "flop_ratio": flops / uncached, "flop_speedup": uncached / flops if flops else 0.0,
         "planned_flop_ratio": planned / uncached,
         "planned_flop_speedup": uncached / planned if planned else 0.0,
+        "padded_planned_ratio": planned / flops if flops else 1.0,
         "full_steps_per_batch": sum(x.full for x in steps) / len(stats),
         "decision_seconds": sum(x.decision_seconds for x in steps),
         "cache_bytes": max(s.cache_bytes for s in stats),

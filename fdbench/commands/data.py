@@ -7,9 +7,42 @@ from pathlib import Path
 from typing import Any
 
 SHOW_SERIES = 3  # series drawn by `data show`
+SHOW_CHANNELS = 4  # channels drawn by `data show`: a legend of 50000 entries never ends
 
 
-def describe(name: str) -> dict[str, Any]:
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how a ``--data`` file is read and split
+    (:class:`fdbench.data.options.LoadOptions`); :func:`options_from_args` reads them.
+    Every command taking ``--data`` adds them, so one file reads the same everywhere."""
+    group = parser.add_argument_group("reading a data file (docs/DATASETS.md)")
+    group.add_argument("--delimiter", default=None, metavar="CHAR",
+                       help="CSV field separator: ',', ';' or tab (also 'tab'); default: "
+                            "sniffed from the file")
+    group.add_argument("--dropna", action="store_true",
+                       help="drop every series with a missing/NaN/Inf value (default: "
+                            "such a value is an error naming its line)")
+    group.add_argument("--label-column", default=None, metavar="COL",
+                       help="a column to ignore: index in a headerless CSV (-1 = last, "
+                            "as in the Kaggle ECG files) or a long CSV's column name")
+    group.add_argument("--split", default=None, choices=("random", "chronological"),
+                       help="train/test split; chronological = the last series held out, "
+                            "for overlapping windows (default: the set's own; files: "
+                            "random)")
+    group.add_argument("--purge", type=int, default=None, metavar="K",
+                       help="chronological split: series dropped before the held-out part "
+                            "(default: the set's own; files: N - 1, one window length)")
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`fdbench.data.options.LoadOptions` of :func:`add_data_options`."""
+    from fdbench.data.options import LoadOptions
+
+    return LoadOptions.from_user(delimiter=args.delimiter, dropna=args.dropna,
+                                 label_column=args.label_column, split=args.split,
+                                 purge=args.purge)
+
+
+def describe(name: str, options: Any = None) -> dict[str, Any]:
     """Shape, metadata and delta(K) at K = floor(N/10) of a registered set or a file."""
     from fdbench.data import DATASET_INFO, DATASETS, DatasetInfo, load_series_file
     from fdbench.data.files import validate_series
@@ -17,12 +50,24 @@ def describe(name: str) -> dict[str, Any]:
     from fdbench.spectral import localisation_curve
 
     if name in DATASETS:
+        if options is not None and options.file_only:
+            from fdbench.errors import ConfigError
+
+            flags = ", ".join("--" + k.replace("_", "-") for k in options.file_only)
+            raise ConfigError(f"{flags} apply to data files, not the registered set "
+                              f"{name!r}")
         info = DATASET_INFO.get(name, DatasetInfo())
         x = validate_series(DATASETS[name](), what=f"dataset {name!r}")
         doc = (DATASETS[name].__doc__ or name).strip().splitlines()[0]
     elif Path(name).is_file():
-        info = DatasetInfo(source=str(Path(name).resolve()), licence="the user's")
-        x, doc = load_series_file(name), f"series from {name}"
+        x, doc = load_series_file(name, options), f"series from {name}"
+        split = getattr(options, "split", None) or "random"
+        purge = getattr(options, "purge", None)
+        info = DatasetInfo(source=str(Path(name).resolve()), licence="the user's",
+                           split=split, purge=(x.shape[1] - 1 if purge is None else purge)
+                           if split == "chronological" else 0)
+    elif Path(name).is_dir():
+        raise InputError(f"{name} is a directory, not a .npy/.npz/.csv file")
     else:
         raise InputError(f"unknown dataset {name!r}: neither a registered name "
                          f"({', '.join(sorted(DATASETS))}) nor an existing file")
@@ -59,8 +104,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def plot_dataset(x: Any, path: Path, title: str) -> Path:
-    """PNG: a few series (channel 0) and the mean per-bin energy of every channel
-    (each standardised over the set, so curves share a scale)."""
+    """PNG: a few series (channel 0) and the mean per-bin energy of the first
+    ``SHOW_CHANNELS`` channels (each standardised over the set, so curves share a scale);
+    the panel's title says how many of how many are drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +116,9 @@ def plot_dataset(x: Any, path: Path, title: str) -> Path:
     from fdbench.io import atomic_write
     from fdbench.spectral import bin_energy
 
-    x = x.to(torch.float64)
+    n_channels = int(x.shape[2])
+    shown = min(SHOW_CHANNELS, n_channels)
+    x = x[..., :shown].to(torch.float64)  # only what is drawn is computed
     z = (x - x.mean((0, 1))) / x.std((0, 1)).clamp_min(1e-12)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for b in range(min(SHOW_SERIES, x.shape[0])):
@@ -81,7 +129,7 @@ def plot_dataset(x: Any, path: Path, title: str) -> Path:
         energy = bin_energy(z[..., m:m + 1]).mean(0).clamp_min(1e-12)
         right.semilogy(energy.numpy(), lw=1.2, label=f"channel {m}")
     right.set(xlabel="frequency bin k", ylabel="mean |c_k|^2 (standardised)",
-              title="spectral density")
+              title="spectral density" + channels_drawn(shown, n_channels))
     if x.shape[2] > 1:
         right.legend(fontsize=7, ncol=2)
     fig.suptitle(title, fontsize=10)
@@ -90,14 +138,29 @@ def plot_dataset(x: Any, path: Path, title: str) -> Path:
     return path
 
 
+def channels_drawn(shown: int, total: int) -> str:
+    """'' when every channel is drawn, else ' (channels 0-3 of 50000)'."""
+    if shown == total:
+        return ""
+    return f" (channels 0-{shown - 1} of {total})"
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    d = describe(args.name)
+    options = options_from_args(args)
+    if args.out is not None:
+        from fdbench.io import check_writable_file
+
+        check_writable_file(args.out, "--out")
+    d = describe(args.name, options)
     for key in ("name", "description", "shape", "domain", "source", "licence", "split"):
         print(f"{key}: {d[key]}")
     print(f"delta(K) at K = floor(N/10) = {d['K']}: {d['delta_K']:.4f}")
     if args.out is not None:
         title = f"{d['name']}: {d['description']}"
         print(f"wrote {plot_dataset(d['x'], args.out, title)}")
+        total = d["shape"][2]
+        if total > SHOW_CHANNELS:
+            print(f"the figure draws the first {SHOW_CHANNELS} of {total} channels")
     return 0
 
 
@@ -138,7 +201,8 @@ def register(commands: Any) -> None:
     show = sub.add_parser("show", help="one dataset's details (and a PNG with --out)")
     show.add_argument("name", help="registered name or .npy/.npz/.csv file")
     show.add_argument("--out", type=Path, default=None, help="write a PNG of a few series "
-                      "and the per-channel spectral density here")
+                      f"and the spectral density of the first {SHOW_CHANNELS} channels here")
+    add_data_options(show)
     show.set_defaults(handler=_cmd_show)
     prep = sub.add_parser("prepare", help="preprocess a paper dataset from its Kaggle "
                           "files and cache it (keyed by file contents and parameters)")

@@ -82,7 +82,9 @@ def _handler(args: Any) -> int:
 
     if args.json is not None:  # refused now, not after a minute of training classifiers
         check_writable_file(args.json, "--json")
-    data = load_dataset(args.data, seed=args.data_seed)
+    from fdbench.commands.data import options_from_args  # read/split as in training
+
+    data = load_dataset(args.data, seed=args.data_seed, options=options_from_args(args))
     held_out, against = data.test, "held-out"
     if args.fresh:  # a synthetic family: new true series, not the finite test split
         from fdbench.data import fresh_samples
@@ -129,4 +131,7 @@ def register(commands: Any) -> None:
                         help="seed of every judge's randomness (default: 0)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice)")
+    from fdbench.commands.data import add_data_options  # light: argparse only
+
+    add_data_options(parser)
     parser.set_defaults(handler=_handler)

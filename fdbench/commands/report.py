@@ -7,6 +7,15 @@ from typing import Any
 
 
 def _handler(args: Any) -> int:
+    from fdbench.errors import InputError
+    from fdbench.io import check_writable_dir
+
+    # refused before any figure is drawn: an output path through a file, a missing input
+    check_writable_dir(args.out, "--out")
+    missing = [str(path) for path in args.run_dirs if not path.exists()]
+    if missing:
+        raise InputError(f"{missing[0]}: no such result directory or file"
+                         + (f" (nor {', '.join(missing[1:])})" if missing[1:] else ""))
     from fdbench.report import render_report
 
     out = render_report(args.run_dirs, args.out, title=args.title,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,20 +32,27 @@ from fdbench.data.embedded_real import (
     load_finance,
 )
 from fdbench.data.files import MissingFileError, load_series_file, validate_series
+from fdbench.data.options import SPLITS, LoadOptions
+from fdbench.data.source import (
+    DataSourceError,
+    checkpoint_meta,
+    dataset_for_checkpoint,
+    file_record,
+)
 from fdbench.data.standardise import Standardiser
 from fdbench.data.synthetic import AR2, GaussianBumps, PowerLawGaussian, sines
 from fdbench.errors import ConfigError, InputError
 
 __all__ = [
-    "DATASETS", "DATASET_INFO", "EXACT_SAMPLERS", "DatasetInfo", "MissingFileError",
-    "SeriesSplit", "Standardiser", "fresh_samples", "load_dataset", "load_series_file",
+    "DATASETS", "DATASET_INFO", "EXACT_SAMPLERS", "DataSourceError", "DatasetInfo",
+    "LoadOptions", "MissingFileError", "SeriesSplit", "Standardiser",
+    "dataset_for_checkpoint", "fresh_samples", "load_dataset", "load_series_file",
     "register_dataset", "validate_series",
 ]
 
 SINES_SEED = 20240207  # fixed: "sines" is a data set, the same for every run and seed
 SINES_SAMPLES = 512
 
-SPLITS = ("random", "chronological")
 
 DATASETS: dict[str, Callable[..., Tensor]] = {}
 
@@ -202,12 +210,15 @@ def fresh_samples(name: str, n_samples: int, *, seed: int = 0) -> Tensor:
 
 @dataclass(frozen=True, eq=False)
 class SeriesSplit:
-    """A data set split into disjoint train and test series, both (B, N, M) float32."""
+    """A data set split into disjoint train and test series, both (B, N, M) float32.
+    ``source`` records where it came from and how it was read and split
+    (:mod:`fdbench.data.source`; a checkpoint stores it as ``meta["data_source"]``)."""
 
     name: str
     train: Tensor
     test: Tensor
     description: str
+    source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.train.shape[1:] != self.test.shape[1:]:
@@ -230,53 +241,86 @@ def _description(loader: Callable[..., Tensor], name: str) -> str:
     return doc.splitlines()[0] if doc else name
 
 
-def load_dataset(name_or_path: str, *, seed: int = 0, test_fraction: float = 0.2) -> SeriesSplit:
-    """Load a registered data set or a series file and split it at random.
+def load_dataset(name_or_path: str, *, seed: int = 0, test_fraction: float = 0.2,
+                 options: LoadOptions | None = None) -> SeriesSplit:
+    """Load a registered data set or a series file and split it.
 
-    ``round(B * test_fraction)`` series, drawn by ``torch.randperm`` from a generator
-    seeded with ``seed``, form the test part; the rest (in the same permuted order) the
-    train part. The same (data, seed, test_fraction) always gives the same split.
+    ``split="random"``: ``round(B * test_fraction)`` series, drawn by ``torch.randperm``
+    from a generator seeded with ``seed``, form the test part; the rest (in the same
+    permuted order) the train part. The same (data, seed, test_fraction) always gives the
+    same split.
 
-    A registered set declared ``split="chronological"`` (:class:`DatasetInfo`) is split in
-    time order instead, whatever ``seed``: the last ``round(B * test_fraction)`` series are
-    the test part, the ``purge`` series before them are dropped, the rest train.
+    ``split="chronological"`` (declared by a registered set, :class:`DatasetInfo`, or
+    ``options.split``): in file order, whatever ``seed``: the last
+    ``round(B * test_fraction)`` series are the test part, the ``purge`` series before
+    them are dropped (default: the set's declared purge; for a file N - 1, one window
+    length), the rest train.
 
-    Raises :class:`ConfigError` for ``test_fraction`` outside (0, 1) or a non-integer
-    ``seed``; :class:`InputError` for an unknown name that is not an existing file (the
-    message lists the known names), bad data, or a split with an empty part.
+    ``options`` (:class:`LoadOptions`): how a file is read (delimiter, dropna, label
+    column) and the split. The result's ``source`` records all of it with the file's
+    sha256 (:mod:`fdbench.data.source`).
+
+    Raises :class:`ConfigError` for ``test_fraction`` outside (0, 1), a non-integer
+    ``seed`` or file options on a registered set; :class:`InputError` for an unknown
+    name that is not an existing file (the message lists the known names), bad data, or
+    a split with an empty part.
     """
+    options = options or LoadOptions()
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     info = DatasetInfo()
     if name_or_path in DATASETS:
+        if options.file_only:
+            flags = ", ".join("--" + k.replace("_", "-") for k in options.file_only)
+            raise ConfigError(f"{flags} apply to data files, not the registered set "
+                              f"{name_or_path!r}")
         loader = DATASETS[name_or_path]
         info = DATASET_INFO.get(name_or_path, info)
         name, description = name_or_path, _description(loader, name_or_path)
         x = validate_series(loader(), what=f"dataset {name!r}")
+        record: dict[str, Any] = {"kind": "registered", "name": name_or_path}
     elif Path(name_or_path).is_file():
         path = Path(name_or_path)
         name, description = path.stem, f"series from {path}"
-        x = load_series_file(path)
+        x = load_series_file(path, options)
+        record = file_record(path)
+        info = DatasetInfo(purge=max(x.shape[1] - 1, 0))  # one window length
+    elif (Path(name_or_path) / "config.json").is_file():
+        # a checkpoint directory: the data it records, read and split as it was trained
+        if options != LoadOptions() or seed != 0 or test_fraction != 0.2:
+            raise ConfigError(f"{name_or_path} is a checkpoint: its data is read and split "
+                              "as recorded; drop --data-seed and the data-file options")
+        return dataset_for_checkpoint(checkpoint_meta(Path(name_or_path)))
+    elif Path(name_or_path).is_dir():
+        raise InputError(f"{name_or_path} is a directory; --data takes a registered name, "
+                         "a .npy/.npz/.csv file or a checkpoint directory")
     else:
         known = ", ".join(sorted(DATASETS))
         raise InputError(f"unknown dataset {name_or_path!r}: neither a registered name "
                          f"({known}) nor an existing .npy/.npz/.csv file")
+    split = options.split or info.split
+    purge = 0 if split == "random" else (options.purge if options.purge is not None
+                                         else info.purge)
+    source = {**record, "options": options.to_dict(), "seed": seed,
+              "test_fraction": test_fraction, "split": split, "purge": purge}
 
     n_series = x.shape[0]
     n_test = int(round(n_series * test_fraction))
-    purge = info.purge if info.split == "chronological" else 0
     if not 1 <= n_test <= n_series - 1 - purge:
         raise InputError(f"{name}: cannot split {n_series} series with test_fraction="
                          f"{test_fraction}: train ({n_series - n_test - purge}, after "
                          f"dropping {purge} overlapping) and test ({n_test}) must both be "
-                         "non-empty")
-    if info.split == "chronological":
-        # windows overlap: a random split would put the same days in train and test
+                         "non-empty" + ("; a smaller --purge if the windows' stride is "
+                                        "more than 1" if purge else ""))
+    if split == "chronological":
+        # windows overlap: a random split would put the same time steps in train and test
         test, train = x[n_series - n_test:].clone(), x[:n_series - n_test - purge].clone()
-        return SeriesSplit(name=name, train=train, test=test, description=description)
+        return SeriesSplit(name=name, train=train, test=test, description=description,
+                           source=source)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_series, generator=generator)
     test, train = x[order[:n_test]], x[order[n_test:]]  # index copies: contiguous
-    return SeriesSplit(name=name, train=train, test=test, description=description)
+    return SeriesSplit(name=name, train=train, test=test, description=description,
+                       source=source)

@@ -10,45 +10,63 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
-from fdbench.report.claim_figures import claims_bounds, claims_series, paired_error
-from fdbench.report.figure_style import Skip, save, style
+from fdbench.report.claim_figures import claims_bounds, paired_error
+from fdbench.report.claim_series import claims_series
+from fdbench.report.figure_style import Skip, save
 from fdbench.report.inputs import ReportInputs
 from fdbench.report.tables import number, paired_mean, sw_ratio_of
 from fdbench.sweep import pareto_front
 
+FLOOR = 1e-12   # delta(K) below this is rounding (delta(N//2) is exactly 0): not drawn
+
 
 def localisation(inputs: ReportInputs, path: Path) -> str:
-    """delta(K) of the report's data sets (computed from the data at report time)."""
+    """delta(K) of the report's data sets (computed from the data at report time); values
+    below ``FLOOR`` are left out (a log axis would draw them as a drop to the clip value)
+    and the first K where a curve falls below it is marked on the floor."""
     from fdbench.data import DATASETS, load_dataset
+    from fdbench.plots import distinct_colours
     from fdbench.spectral import localisation_curve
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.5, 4.6), layout="constrained")
     drawn, missing = [], []
     names = sorted(DATASETS) if "all" in inputs.datasets else inputs.datasets
-    for name in names:
+    colours = distinct_colours(len(names))
+    for i, name in enumerate(names):
         try:
             series = load_dataset(name).train
         except Exception:  # noqa: BLE001 - an unavailable data set is named in the caption
             missing.append(name)
             continue
-        curve = localisation_curve(series).numpy()
-        k = np.arange(len(curve))
-        ax.semilogy(k / (len(curve) - 1), np.maximum(curve, 1e-12),
-                    label=f"{name} (N={series.shape[1]}, K max={len(curve) - 1})")
+        curve = localisation_curve(series).numpy().astype(float)
+        x = np.arange(len(curve)) / (len(curve) - 1)
+        below = np.flatnonzero(curve < FLOOR)
+        shown = np.where(curve >= FLOOR, curve, np.nan)
+        ax.semilogy(x, shown, color=colours[i], linestyle=("-", "--", "-.", ":")[i % 4],
+                    linewidth=1.4, label=f"{name} (N={series.shape[1]})")
+        if below.size:
+            ax.plot(x[below[0]], FLOOR, "v", color=colours[i], markersize=6)
         drawn.append(name)
     if not drawn:
         plt.close(fig)
         raise Skip(f"none of the data sets {names} could be loaded")
+    ax.axvline(0.2, color="black", linestyle=":", linewidth=1)
+    ax.axhline(0.1, color="black", linestyle=":", linewidth=1)
+    ax.annotate("K = N/10, delta = 0.1 (Lemma A.1)", (0.2, 0.1), textcoords="offset points",
+                xytext=(4, 4), fontsize=8)
+    ax.set_ylim(bottom=FLOOR / 3)
     ax.set_xlabel("low band K / (N//2)  (fraction of frequency bins kept)")
     ax.set_ylabel("delta(K): energy fraction above K (log)")
-    ax.set_title("Spectral localisation delta(K) per dataset")
+    ax.set_title("Spectral localisation delta(K) per dataset (v: below 1e-12 from here on)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    fig.legend(loc="outside right center", fontsize=8)
     save(fig, path)
     unloaded = f" Not loadable here: {', '.join(missing)}." if missing else ""
-    return ("Fraction of signal energy above the low band K (Lemma A.1's delta(K)), "
-            f"training split of: {', '.join(drawn)}.{unloaded}")
+    return ("The lower a curve left of K = N/10, the less energy a low-band cache leaves out "
+            "(Lemma A.1 asks delta <= 0.1 there); v marks where delta falls below 1e-12 "
+            f"(left out). Training splits of {', '.join(drawn)}.{unloaded}")
 
 
 def recompute_traces(inputs: ReportInputs, path: Path) -> str:
@@ -59,13 +77,23 @@ def recompute_traces(inputs: ReportInputs, path: Path) -> str:
     fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, constrained_layout=True)
     for i, (policy, trace) in enumerate(traces.items()):
         colour = f"C{i % 10}"
-        steps = np.arange(len(trace["executed_fraction"]))
-        axes[0].plot(steps, trace["executed_fraction"], color=colour, linewidth=1,
-                     label=policy)
+        executed = np.asarray(trace["executed_fraction"], dtype=float)
+        steps = np.arange(executed.size)
+        axes[0].plot(steps, executed, color=colour, linewidth=0.5, alpha=0.35)
+        # the refresh period makes the raw line a solid band: its moving mean reads
+        window = max(1, executed.size // 50)
+        mean = np.convolve(executed, np.ones(window) / window, mode="valid")
+        axes[0].plot(steps[window - 1:], mean, color=colour, linewidth=1.8,
+                     label=f"{policy} (moving mean of {window})")
         intensity = np.asarray(trace.get("event_intensity") or [], dtype=float)
         if intensity.size and np.isfinite(intensity).any():
-            axes[1].plot(np.arange(intensity.size), intensity, color=colour, linewidth=1,
-                         label=policy)
+            axes[1].plot(np.arange(intensity.size), intensity, color=colour, linewidth=0.5,
+                         alpha=0.35)
+            w = max(1, intensity.size // 50)
+            filled = np.where(np.isfinite(intensity), intensity, np.nan)
+            axes[1].plot(np.arange(w - 1, intensity.size),
+                         np.convolve(filled, np.ones(w) / w, mode="valid"), color=colour,
+                         linewidth=1.8, label=f"{policy} (moving mean of {w})")
     axes[0].set_ylabel("recompute fraction\n(units computed / uncached)")
     axes[0].set_ylim(-0.02, 1.05)
     axes[0].set_title("Per-step recompute fraction and event intensity (reverse process)")
@@ -78,12 +106,16 @@ def recompute_traces(inputs: ReportInputs, path: Path) -> str:
     if axes[1].lines:
         axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     save(fig, path)
-    return "Per step of one sampling batch: share of the network recomputed; event intensity."
+    return ("The lower the recompute line (bold: moving mean), the less of the network a "
+            "step runs; spikes to 1 are full refreshes; event intensity (bottom) is what "
+            "triggers recomputation.")
 
 
 def _points(inputs: ReportInputs) -> list[dict[str, Any]]:
-    """Speed/quality points: sweep records and bench policies (FLOP speedup, SW ratio,
-    paired error)."""
+    """Speed/quality points: sweep cache records and bench policies (FLOP speedup, SW
+    ratio, paired error), each with its legend key (the method)."""
+    from fdbench.report.sweep_pareto import GROUP_LABEL, GROUPED, legend_key
+
     points = []
     baseline_sw = next((number(r["sw_time"].get("value")) for r in inputs.sweep
                         if r.get("family") == "baseline" and isinstance(r.get("sw_time"), dict)),
@@ -96,62 +128,85 @@ def _points(inputs: ReportInputs) -> list[dict[str, Any]]:
                 continue
             sw = number((r.get("sw_time") or {}).get("value"))
             points.append({"label": str(r.get("policy", "?")), "group": "sweep",
-                           "speed": r["flop_speedup"],
+                           "key": legend_key(r), "speed": r["flop_speedup"],
                            "sw": sw / baseline_sw if sw and baseline_sw else None,
                            "paired": number((r.get("paired") or {}).get("mean"))})
         else:               # the older E²-CRF grid sweep records
+            method = str(r.get("method") or str(r.get("policy", "?")).partition(":")[0])
             points.append({"label": str(r.get("policy", "?")), "group": "sweep",
+                           "key": GROUP_LABEL if method in GROUPED else method,
                            "speed": r["flop_speedup"], "sw": number(r.get("sw_ratio")),
                            "paired": number(r.get("paired_mean"))})
     uncached_sw = sw_ratio_of(inputs.bench)
     for r in inputs.bench:
         if r.get("kind") != "samples" or not number((r.get("cache") or {}).get("flop_speedup")):
             continue
-        policy = r.get("policy")
-        points.append({"label": str(policy), "group": "bench",
+        policy = str(r.get("policy"))
+        points.append({"label": policy, "group": "bench",
+                       "key": GROUP_LABEL if policy in GROUPED else policy,
                        "speed": r["cache"]["flop_speedup"], "sw": uncached_sw.get(policy),
                        "paired": paired_mean(inputs.bench, policy)})
     return points
 
 
+GROUP_MARKERS = {"sweep": ("s", "sweep cache point (bench --sweep)"),
+                 "bench": ("o", "bench policy (fdbench bench)")}
+
+
 def pareto(inputs: ReportInputs, path: Path) -> str:
-    """FLOP speedup against SW ratio and paired error, with the Pareto front marked."""
+    """FLOP speedup against SW ratio and paired error, one colour per method, the
+    non-dominated front joined (and in the legend only where it is drawn)."""
+    from fdbench.plots import log_ticks
+    from fdbench.report.sweep_pareto import GROUP_LABEL, method_colours
+
     points = _points(inputs)
     if not points:
         raise Skip("no sweep or bench records with a FLOP speedup")
-    policies = list(dict.fromkeys(p["label"] for p in points if p["group"] == "bench"))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    colours = method_colours({p["key"] for p in points})
+    keys = [k for k in colours if any(p["key"] == k for p in points)]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.0), layout="constrained")
+    legend: dict[str, Any] = {}   # method entries first, then the reference marks
+    extras: dict[str, Any] = {}
     for ax, key, label in ((axes[0], "sw", "SW (time) / uncached SW"),
                            (axes[1], "paired", "paired relative error to uncached")):
         usable = [p for p in points if p[key] is not None]
-        sweep_points = [p for p in usable if p["group"] == "sweep"]
-        if sweep_points:
-            ax.scatter([p["speed"] for p in sweep_points], [p[key] for p in sweep_points],
-                       s=30, color="0.55", zorder=3, label="sweep point")
-        # one colour/marker per bench policy and a legend, not text labels: policies
-        # often sit on top of each other and labels would overlap
-        for i, name in enumerate(policies):
-            chosen = [p for p in usable if p["group"] == "bench" and p["label"] == name]
-            if chosen:
-                colour, marker = style(i)
-                ax.scatter([p["speed"] for p in chosen], [p[key] for p in chosen], s=46,
-                           marker=marker, color=colour, zorder=4, label=name,
-                           edgecolors="k", linewidths=0.4)
+        for name in keys:
+            for group, (marker, _) in GROUP_MARKERS.items():
+                chosen = [p for p in usable if p["key"] == name and p["group"] == group]
+                if chosen:
+                    hollow = name == GROUP_LABEL   # the ablations: secondary here
+                    handle = ax.scatter([p["speed"] for p in chosen], [p[key] for p in chosen],
+                                        s=40, marker=marker, zorder=4,
+                                        facecolors="none" if hollow else colours[name],
+                                        edgecolors=colours[name] if hollow else "k",
+                                        linewidths=1.2 if hollow else 0.4)
+                    legend.setdefault(name, handle)
         front = sorted(pareto_front([(p["speed"], p[key]) for p in usable]),
                        key=lambda i: usable[i]["speed"])
-        if front:
-            ax.plot([usable[i]["speed"] for i in front], [usable[i][key] for i in front],
-                    color="C3", linewidth=1.5, label="Pareto front", zorder=2)
+        if len(front) > 1:
+            (line,) = ax.plot([usable[i]["speed"] for i in front],
+                              [usable[i][key] for i in front], color="black", linewidth=1.2,
+                              zorder=2)
+            extras.setdefault("Pareto front (not dominated)", line)
         ax.set_xscale("log")
+        log_ticks(ax.xaxis)
         ax.set_xlabel("FLOP speedup vs uncached (x, log scale)")
         ax.set_ylabel(f"{label} (lower is better)")
         ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=8)
-    axes[0].axhline(1.0, color="grey", linestyle=":", linewidth=1)
-    fig.suptitle("Speed vs quality: every cached configuration (front = not dominated)")
+    groups = {p["group"] for p in points}
+    if len(groups) > 1:   # the marker says where a point comes from
+        for group in sorted(groups):
+            marker, text = GROUP_MARKERS[group]
+            extras[text] = Line2D([], [], marker=marker, color="0.2", linestyle="none")
+    if any(p["sw"] is not None for p in points):
+        axes[0].axhline(1.0, color="black", linestyle=":", linewidth=1)
+        extras["SW ratio 1 (uncached)"] = axes[0].get_lines()[-1]
+    legend.update(extras)
+    fig.legend(list(legend.values()), list(legend), loc="outside right center", fontsize=8)
+    fig.suptitle("Speed vs quality of every cached configuration (FLOP count)")
     save(fig, path)
-    return "FLOP speedup against quality; the red line joins the non-dominated points."
+    return ("Read along x: the further right at the same height, the fewer FLOPs for that "
+            "quality; points on the black front are not beaten on both axes by another.")
 
 
 def _sweep_records(inputs: ReportInputs) -> list[dict[str, Any]]:
@@ -168,9 +223,9 @@ def sweep_pareto(inputs: ReportInputs, path: Path) -> str:
     from fdbench.plots import plot_pareto
 
     plot_pareto(_sweep_records(inputs), path)
-    return ("Wall-clock speedup over reverse EM with T = 1000 (measured against re-timed "
-            "baseline runs) against SW to held-out data; error bars are bootstrap SE; the "
-            "dashed line is the baseline SW + 5 %.")
+    return ("A point at or below the dashed line (baseline SW + 5 %) is as close to the "
+            "held-out data as 1000-step EM by SW, and the further right the faster it is "
+            "(left: solvers at fewer steps, right: caches; numbered: the front).")
 
 
 def sweep_pareto_realism(inputs: ReportInputs, path: Path) -> str:
@@ -180,11 +235,10 @@ def sweep_pareto_realism(inputs: ReportInputs, path: Path) -> str:
     records = [r for r in _sweep_records(inputs) if r.get("judges")]
     if not records:
         raise Skip("the sweep records carry no judges (run it with --judge-repeats >= 1)")
-    plot_pareto(records, path, quality="discriminative")
-    return ("Realism: wall-clock speedup over reverse EM with T = 1000 against the "
-            "discriminative score to held-out data (0 = indistinguishable), +- SE over "
-            "repeats; dashed: the baseline's score + 2 of its SE (a point is counted as "
-            "matching the baseline within 2 SE of the difference).")
+    plot_pareto(_sweep_records(inputs), path, quality="discriminative")
+    return ("A point at or below the dashed line (baseline + 2 SE) is one the "
+            "discriminative score cannot tell from 1000-step EM; the further right, the "
+            "faster (0 = indistinguishable from held-out data).")
 
 
 def sweep_pareto_fidelity(inputs: ReportInputs, path: Path) -> str:
@@ -195,10 +249,9 @@ def sweep_pareto_fidelity(inputs: ReportInputs, path: Path) -> str:
                is not None]
     if not records:
         raise Skip("no sweep record has a paired error (no cache points)")
-    plot_pareto(records, path, quality="paired")
-    return ("Fidelity: each cache's wall-clock speedup against its paired error to the "
-            "same solver uncached under the same noise (caches on EM T = 1000 and on the "
-            "best solver).")
+    plot_pareto(_sweep_records(inputs), path, quality="paired")   # the baseline names x
+    return ("The lower a cache at a given speedup, the closer its samples stay to the same "
+            "sampler uncached under the same noise; the numbered front is the best trade.")
 
 
 def _curves(file: str, what: str) -> Callable[[ReportInputs, Path], str]:
@@ -220,7 +273,7 @@ def samples(inputs: ReportInputs, path: Path) -> str:
     from the first run directory that has samples."""
     import torch
 
-    from fdbench.data import load_dataset
+    from fdbench.data import dataset_for_checkpoint
     from fdbench.spectral import bin_energy
 
     run = next((r for r in inputs.runs if (Path(r["dir"]) / "samples.npy").is_file()), None)
@@ -228,8 +281,7 @@ def samples(inputs: ReportInputs, path: Path) -> str:
         raise Skip("no run directory with samples.npy")
     meta = run.get("checkpoint_meta") or {}
     try:
-        real = load_dataset(str(meta.get("data", "ecg")),
-                            seed=int(meta.get("data_seed", 0))).test
+        real = dataset_for_checkpoint({"data": "ecg", **meta}).test
     except Exception as err:  # noqa: BLE001 - the figure is skipped with the reason
         raise Skip(f"held-out data {meta.get('data')!r} unavailable: {err}") from None
     sets = [("held-out (real)", real, "C0")]
@@ -259,7 +311,8 @@ def samples(inputs: ReportInputs, path: Path) -> str:
     axes[-1].legend(fontsize=8)
     fig.suptitle(f"Real vs generated samples ({_label_run(run)})")
     save(fig, path)
-    return "First 16 series of each set; right: spectral density (mean |c_k|^2) of each set."
+    return ("Generated series (middle) should look like the held-out ones (left) and their "
+            "mean spectrum (right) follow the held-out curve; 16 series of each set shown.")
 
 
 def _label_run(run: dict[str, Any]) -> str:

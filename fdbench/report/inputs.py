@@ -33,6 +33,7 @@ class ReportInputs:
     bench: list[dict[str, Any]] = field(default_factory=list)
     sweep: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    claim_sources: list[int] = field(default_factory=list)       # index into proofs
     proofs: list[dict[str, Any]] = field(default_factory=list)   # payloads minus claims
     runs: list[dict[str, Any]] = field(default_factory=list)     # results.json + "dir"
     traces: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -89,6 +90,7 @@ def _add_proofs(inputs: ReportInputs, path: Path, payload: Any) -> None:
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
         raise InputError(f"{path}: 'claims' must be a list of objects")
     inputs.claims.extend(claims)
+    inputs.claim_sources.extend([len(inputs.proofs)] * len(claims))
     inputs.proofs.append({k: v for k, v in payload.items() if k != "claims"})
     inputs.sources.append(("proofs_check", _label(path)))
 

@@ -1,16 +1,51 @@
-"""The report's tables as (header, rows) of strings; a missing field shows as "n/a"."""
+"""The report's tables as (header, rows) of strings with the settings they were run at
+(:mod:`fdbench.report.settings`); a missing field shows as "n/a"."""
 
 from __future__ import annotations
 
 import math
-import subprocess
-from pathlib import Path
-from typing import Any
+from collections.abc import Collection
+from typing import Any, NamedTuple
 
+from fdbench.report import settings as rs
 from fdbench.report.inputs import ReportInputs
 
-Table = tuple[list[str], list[list[str]]]
 UNCACHED = "uncached"
+NETWORK_OFF = "network_off"
+
+
+class Table(NamedTuple):
+    """A table: header, rows of strings, and the line stating the rows' settings."""
+
+    header: list[str]
+    rows: list[list[str]]
+    settings: str = ""
+
+
+def with_settings(header: list[str], rows: list[list[str]], row_settings: list[dict[str, Any]],
+                  *, in_row: Collection[str] = (), where: str = "") -> Table:
+    """The table with its settings line; settings that differ between rows become a
+    ``settings`` column (``rs.describe``)."""
+    line, column = rs.describe(row_settings, in_row=in_row, where=where)
+    if column is not None:
+        header = [*header, "settings"]
+        rows = [[*row, cell] for row, cell in zip(rows, column, strict=True)]
+    return Table(header, rows, line)
+
+
+def bench_row_settings(records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """id(record) -> settings for every bench record: a quality record carries only its
+    judges' settings, so it takes those of the same policy's preceding samples record
+    (the run that drew the samples it scores)."""
+    out, last, by_policy = {}, None, {}
+    for r in records:
+        if r.get("kind") in ("samples", "timing") and "n_steps" in (r.get("settings") or {}):
+            last = by_policy[r.get("policy")] = r
+        source = r if "n_steps" in (r.get("settings") or {}) else by_policy.get(
+            r.get("policy"), last) or r
+        out[id(r)] = rs.bench_settings(source, r.get("batch") if r.get("kind") == "timing"
+                                       else None)
+    return out
 
 
 def number(value: Any) -> float | None:
@@ -62,7 +97,8 @@ def speed_table(inputs: ReportInputs) -> Table:
     """Bench timing: wall speedup (IQR), FLOP speedup and ratio, efficiency, recompute."""
     header = ["policy", "batch", "wall speedup (IQR)", "FLOP speedup", "FLOP ratio",
               "wall/FLOP efficiency", "recompute fraction", "cache MiB"]
-    rows = []
+    rows, row_settings = [], []
+    settings_of = bench_row_settings(inputs.bench)
     for r in inputs.bench:
         if r.get("kind") != "timing":
             continue
@@ -76,6 +112,7 @@ def speed_table(inputs: ReportInputs) -> Table:
                      fmt(r.get("flop_speedup"), ".2f", "x"), fmt(cache.get("flop_ratio"), ".3f"),
                      fmt(r.get("efficiency"), ".2f"), fmt(cache.get("recompute_fraction"), ".3f"),
                      "n/a" if mib is None else f"{mib / 2**20:.2f}"])
+        row_settings.append(settings_of[id(r)])
     for r in inputs.runs:  # the main job's interleaved-per-batch comparison
         c = r.get("cache_comparison") or {}
         if c:
@@ -83,21 +120,29 @@ def speed_table(inputs: ReportInputs) -> Table:
             flops = number(c.get("flop_speedup"))
             wall = number(c.get("wall_speedup"))
             mib = number(c.get("cache_bytes"))
-            rows.append([f"{policy} (fdbench run)", str((r.get("settings") or {}).get(
-                "batch_size", "-")), fmt(wall, ".2f", "x"), fmt(flops, ".2f", "x"),
-                fmt(1 / flops if flops else None, ".3f"),
-                fmt(wall / flops if wall and flops else None, ".2f"),
-                fmt(c.get("recompute_fraction"), ".3f"),
-                "n/a" if mib is None else f"{mib / 2**20:.2f}"])
-    return header, rows
+            run_s = rs.run_settings(r)
+            rows.append([f"{policy} (fdbench run)", rs.text(run_s, "batch"),
+                         fmt(wall, ".2f", "x"), fmt(flops, ".2f", "x"),
+                         fmt(1 / flops if flops else None, ".3f"),
+                         fmt(wall / flops if wall and flops else None, ".2f"),
+                         fmt(c.get("recompute_fraction"), ".3f"),
+                         "n/a" if mib is None else f"{mib / 2**20:.2f}"])
+            row_settings.append(run_s)
+    return with_settings(header, rows, row_settings, in_row=("batch",), where="batch column")
+
+
+def _network_off_row(label: str, width: int) -> list[str]:
+    return [label, *["n/a"] * (width - 1)]
 
 
 def quality_table(inputs: ReportInputs) -> Table:
-    """SW (time, frequency) +- SE, ratio to uncached and paired error per policy."""
+    """SW (time, frequency) +- SE, ratio to uncached and paired error per policy, with the
+    network_off control (a row saying it is absent where the inputs lack it)."""
     header = ["policy", "SW time +- SE", "SW time / uncached", "SW freq +- SE",
               "paired error +- SE", "spectral density error"]
     ratios = sw_ratio_of(inputs.bench)
-    rows = []
+    settings_of = bench_row_settings(inputs.bench)
+    rows, row_settings = [], []
     for r in inputs.bench:
         if r.get("kind") != "quality":
             continue
@@ -105,15 +150,26 @@ def quality_table(inputs: ReportInputs) -> Table:
         rows.append([str(r.get("policy")), pm(q.get("sw_time")), fmt(ratios.get(r.get("policy")),
                      ".3f"), pm(q.get("sw_freq")), pm(q.get("paired"), "mean"),
                      fmt(q.get("spectral_density_error"), ".4f")])
+        row_settings.append(settings_of[id(r)])
+    if rows and not any(row[0] == NETWORK_OFF for row in rows):
+        rows.append(_network_off_row("network_off (not in results.jsonl: bench ran without "
+                                     "the control)", len(header)))
+        row_settings.append(row_settings[-1])
     for r in inputs.runs:
         metrics = r.get("metrics") or {}
         paired = (r.get("cache_comparison") or {}).get("paired_error")
-        for key in sorted(metrics):
+        keys = sorted(metrics)
+        for key in keys:
             m = metrics[key] or {}
             rows.append([f"{key} (fdbench run)", pm(m.get("sw_time"), "mean"), "n/a",
                          pm(m.get("sw_freq"), "mean"),
                          pm(paired, "mean") if key == "cached" else "n/a", "n/a"])
-    return header, rows
+            row_settings.append(rs.run_settings(r))
+        if keys and NETWORK_OFF not in keys:
+            rows.append(_network_off_row("network_off (fdbench run: not in results.json)",
+                                         len(header)))
+            row_settings.append(rs.run_settings(r))
+    return with_settings(header, rows, row_settings)
 
 
 REALISM_ROWS = (("generated", "uncached"), ("cached", "cached"), ("network_off", "network_off"),
@@ -132,24 +188,41 @@ def _judge_cells(j: dict[str, Any]) -> list[str]:
 
 def realism_table(inputs: ReportInputs) -> Table:
     """The realism judges per sampler (fdbench run and bench quality rows) beside the
-    network_off control, real vs real and the mean-series dummy."""
+    network_off control (a row saying it is absent where the inputs lack it), real vs
+    real and the mean-series dummy."""
     header = ["source", "sampler", "discriminative +- SE", "predictive +- SE",
               "memorisation", "SW time", "marginal W time", "ACD", "MDD"]
-    rows = []
+    rows, row_settings = [], []
     for r in inputs.runs:
         judges = r.get("judges") or {}
+        if not judges:
+            continue
         for key, label in REALISM_ROWS:
             if judges.get(key):
                 rows.append(["fdbench run", label, *_judge_cells(judges[key])])
-    for r in inputs.bench:
-        q = r.get("quality") or {}
-        if r.get("kind") == "quality" and q.get("judges"):
-            rows.append(["bench", str(r.get("policy")), *_judge_cells(q["judges"])])
-            for key, label in (("judges_real_vs_real", "real vs real (floor)"),
-                               ("judges_dummy", "mean-series dummy")):
-                if q.get(key):
-                    rows.append(["bench", label, *_judge_cells(q[key])])
-    return header, rows
+            elif key == NETWORK_OFF:
+                rows.append(["fdbench run", "network_off: not in results.json",
+                             *["n/a"] * (len(header) - 2)])
+            else:
+                continue
+            row_settings.append(rs.run_settings(r))
+    settings_of = bench_row_settings(inputs.bench)
+    judged = [r for r in inputs.bench
+              if r.get("kind") == "quality" and (r.get("quality") or {}).get("judges")]
+    for r in judged:
+        q = r["quality"]
+        rows.append(["bench", str(r.get("policy")), *_judge_cells(q["judges"])])
+        row_settings.append(settings_of[id(r)])
+        for key, label in (("judges_real_vs_real", "real vs real (floor)"),
+                           ("judges_dummy", "mean-series dummy")):
+            if q.get(key):
+                rows.append(["bench", label, *_judge_cells(q[key])])
+                row_settings.append(settings_of[id(r)])
+    if judged and not any(r.get("policy") == NETWORK_OFF for r in judged):
+        rows.append(["bench", "network_off: no judged control in results.jsonl",
+                     *["n/a"] * (len(header) - 2)])
+        row_settings.append(settings_of[id(judged[-1])])
+    return with_settings(header, rows, row_settings)
 
 
 def model_fit_lines(inputs: ReportInputs) -> list[str]:
@@ -185,7 +258,7 @@ def sweep_table(inputs: ReportInputs) -> Table:
     header = [k for k in preferred if k in scalar] + sorted(scalar - set(preferred))
     rows = [[fmt(r[k], ".4g") if number(r.get(k)) is not None else str(r.get(k, "n/a"))
              for k in header] for r in records]
-    return header, rows
+    return with_settings(header, rows, [rs.sweep_settings(r) for r in records])
 
 
 def _solver_cache_sweep_table(records: list[dict[str, Any]]) -> Table:
@@ -193,9 +266,10 @@ def _solver_cache_sweep_table(records: list[dict[str, Any]]) -> Table:
               "SW time +- SE", "SW freq +- SE", "marginal W time", "discriminative +- SE",
               "paired error"]
     order = {"baseline": 0, "solver": 1, "cache": 2, "cache+solver": 3, "control": 4}
+    ordered = sorted(records, key=lambda r: (order.get(r["family"], 9), r.get("solver", ""),
+                                             r.get("n_steps", 0), str(r.get("policy"))))
     rows = []
-    for r in sorted(records, key=lambda r: (order.get(r["family"], 9), r.get("solver", ""),
-                                            r.get("n_steps", 0), str(r.get("policy")))):
+    for r in ordered:
         sw_t, sw_f = r.get("sw_time") or {}, r.get("sw_freq") or {}
         rows.append([str(r.get("policy", "?")), str(r["family"]), fmt(r.get("evaluations")),
                      fmt(r.get("wall_speedup"), ".3g", "x"), fmt(r.get("flop_speedup"), ".3g", "x"),
@@ -205,7 +279,14 @@ def _solver_cache_sweep_table(records: list[dict[str, Any]]) -> Table:
                      fmt((r.get("marginal_w_time") or {}).get("value"), ".4f"),
                      _judge_cells(r["judges"])[0] if r.get("judges") else "n/a",
                      fmt((r.get("paired") or {}).get("mean"), ".4f")])
-    return header, rows
+    row_settings = [rs.sweep_settings(r) for r in ordered]
+    if not any(r["family"] == "control" for r in records):
+        rows.append(["network_off: no control record in sweep.jsonl", "control",
+                     *["n/a"] * (len(header) - 2)])
+        row_settings.append(row_settings[-1])
+    # T, solver and grid are in each point's label ("em/uniform T=1000")
+    return with_settings(header, rows, row_settings, in_row=("T", "solver", "grid"),
+                         where="in the point column")
 
 
 def _claim_readings(c: dict[str, Any]) -> str:
@@ -224,53 +305,17 @@ def claims_table(inputs: ReportInputs) -> Table:
     measured value and bound, the mode and settings, and every reading."""
     header = ["id", "claim", "verdict", "decided by", "measured", "bound", "tightness",
               "settings", "readings", "tolerance", "note"]
-    rows = [[str(c.get("claim_id", "?")), str(c.get("statement", "")),
-             f"**{c.get('verdict', '?')}**", str(c.get("decided_by") or "-"),
-             fmt(c.get("measured")), fmt(c.get("bound")), fmt(c.get("tightness")),
-             str(c.get("settings") or "-"), _claim_readings(c),
-             str(c.get("tolerance", "")), str(c.get("note", ""))]
-            for c in inputs.claims]
-    return header, rows
-
-
-def repo_commit() -> str:
-    """``git rev-parse HEAD`` of the checkout holding this package, or "unknown"."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def header_table(inputs: ReportInputs) -> Table:
-    """Per source: machine, threads, versions and seeds as recorded in the input files."""
-    header = ["source", "kind", "machine", "threads", "versions", "seed(s)"]
-    rows = []
-    settings = [r.get("settings") or {} for r in inputs.bench[:1] + inputs.sweep[:1]]
-    bench_s = settings[0] if inputs.bench else {}
-    sweep_s = settings[-1] if inputs.sweep else {}
-    proofs = iter(inputs.proofs)
-    runs = iter(inputs.runs)
-    for kind, label in inputs.sources:
-        if kind == "bench":
-            row = [bench_s.get("machine"), bench_s.get("threads"),
-                   f"fdbench {bench_s.get('fdbench', '?')}, torch {bench_s.get('torch', '?')}",
-                   bench_s.get("seed")]
-        elif kind == "sweep":
-            row = ["n/a", "n/a", "n/a", sweep_s.get("seed")]
-        elif kind == "proofs_check":
-            p = next(proofs, {})
-            row = [p.get("machine"), p.get("threads"),
-                   f"python {p.get('python', '?')}, torch {p.get('torch', '?')}", p.get("seed")]
-        elif kind == "run":
-            r = next(runs, {})
-            row = [r.get("machine"), r.get("threads"),
-                   f"fdbench {r.get('fdbench_version', '?')}, torch "
-                   f"{r.get('torch_version', '?')}, python {r.get('python', '?')}",
-                   (r.get("settings") or {}).get("seed")]
-        else:
-            row = ["n/a"] * 4
-        rows.append([label, kind, *("n/a" if v is None else str(v) for v in row)])
-    return header, rows
+    rows, row_settings = [], []
+    for c, source in zip(inputs.claims, inputs.claim_sources, strict=True):
+        payload = inputs.proofs[source]
+        rows.append([str(c.get("claim_id", "?")), str(c.get("statement", "")),
+                     f"**{c.get('verdict', '?')}**", str(c.get("decided_by") or "-"),
+                     fmt(c.get("measured")), fmt(c.get("bound")), fmt(c.get("tightness")),
+                     str(c.get("settings") or "-"), _claim_readings(c),
+                     str(c.get("tolerance", "")), str(c.get("note", ""))])
+        row_settings.append({"threads": payload.get("threads"),
+                             "mode": rs.proofs_mode(payload), rs.SOURCE: "proofs_check.json"})
+    # every check sets its own T, data, sample and batch sizes: its settings column says them
+    return with_settings(header, rows, row_settings,
+                         in_row=("T", "solver", "grid", "samples", "batch"),
+                         where="each check's own, in the settings column")
