@@ -60,13 +60,7 @@ def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
     path = Path(path)
     if path.is_dir():
         raise FdbenchError(f"{what} {path} is a directory, not a file")
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not writable")
+    _check_nearest_ancestor(path, path.parent, what, verb="write")
     return path
 
 
@@ -79,11 +73,18 @@ def check_writable_dir(path: str | os.PathLike, what: str = "output directory") 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FdbenchError(f"{what} {path} is a file, not a directory")
-    ancestor = path
+    _check_nearest_ancestor(path, path, what, verb="create")
+    return path
+
+
+def _check_nearest_ancestor(path: Path, start: Path, what: str, *, verb: str) -> None:
+    """The nearest existing ancestor of ``start`` must be a writable directory."""
+    from fdbench.errors import FdbenchError
+
+    ancestor = start
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise FdbenchError(f"cannot create {what} {path}: {ancestor} is not a directory")
+        raise FdbenchError(f"cannot {verb} {what} {path}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise FdbenchError(f"cannot write {what} {path}: {ancestor} is not writable")
-    return path
