@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from fdbench.cache import CacheConfig, Decision, StepInfo, make_policy
+from fdbench.cache.base import Correction
 
 RECOMPUTE = (None, "invert", "all", "none")
 
@@ -112,6 +113,8 @@ class PlantedPolicy:
         correction = self.inner.observe(step, observation)
         if self.fault.drift and not bool(observation.fresh.all()):
             drift = self.fault.drift * observation.final * (~observation.fresh)[..., None]
+            if isinstance(correction, Correction):   # the engine's in-place form, made dense
+                correction = correction.weight * correction.value
             correction = drift if correction is None else correction + drift
         return correction
 

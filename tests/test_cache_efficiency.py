@@ -244,6 +244,35 @@ def test_stage_profile_times_without_changing_results(tiny_model, spec) -> None:
         assert torch.equal(again, fresh)
 
 
+class NothingComputed(CachePolicy):
+    """Cached steps compute no token at all but still ask for a measurement: the engine
+    must report an empty (B, 0, d) staleness, not fail to shape it."""
+
+    config_class = StairsConfig
+
+    def decide(self, step: StepInfo, units_x: Tensor) -> Decision:
+        if step.index % 3 == 0:
+            return Decision(None)
+        none = torch.zeros(units_x.shape[:2], dtype=torch.bool)
+        return Decision(none, measure=none.clone())
+
+    def observe(self, step: StepInfo, observation: Observation):
+        if observation.error is not None:
+            assert observation.error.shape[1:] == (0, observation.final.shape[-1])
+        return None
+
+
+@pytest.mark.parametrize("ragged", ["never", "always"])
+def test_cached_step_that_computes_nothing_still_measures(ragged) -> None:
+    """Regression: a measured cached step with zero computed tokens crashed on an
+    ambiguous reshape of the empty staleness; its output is the reused score."""
+    net = network("tiny")
+    outputs, engine = run(net, NothingComputed(StairsConfig()), ragged)
+    assert any(not step.full for step in engine.stats.records())
+    assert all(torch.isfinite(out).all() for out in outputs)
+    assert torch.equal(outputs[1], outputs[2])   # nothing recomputed: same residual stream
+
+
 def test_bad_ragged_option_is_refused() -> None:
     from fdbench.errors import ConfigError
 

@@ -25,10 +25,6 @@ from proofs_check.planted_policies import Fault, PlantedPolicy, planted_policy
 from proofs_check.registry import VERDICTS, Context
 from tests.conftest import make_score_model
 
-# planted_policies.Fault has not yet followed issue 17's engine (Observation on computed
-# slots, Correction): these fail until it does (strict: they flag when fixed)
-ENGINE_CHANGE = pytest.mark.xfail(reason="planted_policies not updated to the issue-17 engine",
-                                  strict=True)
 
 @pytest.fixture(scope="module")
 
@@ -153,7 +149,6 @@ def test_a07_increment_noise_is_outside_the_bound_and_shared_noise_is_an_identit
     assert result.numbers["share_steps_violated_independent"] > 0.1
 
 
-@ENGINE_CHANGE
 def test_recompute_sets_drive_hitrate_and_recompute(ctx: Context) -> None:
     """A cache that reuses every token between its full steps (a fault in the policy):
     the hit rate is then exactly 1 on cached steps and the recomputed share exactly the
@@ -181,7 +176,6 @@ def test_pearson_follows_the_intensity_computation(ctx: Context) -> None:
     assert abs(rolled.numbers["r_token_change_op"] - result.numbers["r_token_change_op"]) > 0.5
 
 
-@ENGINE_CHANGE
 def test_feedback_and_trigger_measure_the_arms(ctx: Context) -> None:
     """An arm that recomputes every token is exact: the reduction is then 1 (nothing of
     the ablation's degradation left); E²-CRF whose trigger never fires is the fixed
@@ -199,7 +193,6 @@ def test_feedback_and_trigger_measure_the_arms(ctx: Context) -> None:
     assert claim_obs_ablations.fixed_flop_ratio(ctx, 1) == pytest.approx(1.0)
 
 
-@ENGINE_CHANGE
 def test_flops_reductions_follow_the_recompute_sets(ctx: Context) -> None:
     result = claim_obs_flops.check(ctx)
     _complete(result)
@@ -213,7 +206,6 @@ def test_flops_reductions_follow_the_recompute_sets(ctx: Context) -> None:
     assert never.numbers["attention_reduction_paper_settings_literal"] == 0.0
 
 
-@ENGINE_CHANGE
 def test_a03_policy_fault_flips_the_readings_it_acts_on(ctx: Context) -> None:
     """A cache that reuses every token between full steps makes the paper-settings hit
     rate reading hold; the computed cosine counterexample stays violated (rho < 1 - tol

@@ -230,7 +230,7 @@ class CacheEngine:
                     < counts[:, None]
             after = self._reused_final().reshape(-1, self.config.d_model).index_select(
                 0, where)
-            error = (after - before).view(*idx.shape, -1) * keep[..., None]
+            error = (after - before).view(*idx.shape, self.config.d_model) * keep[..., None]
         correction = self.policy.observe(info, Observation(h, fresh, measured, error,
                                                            self.unit_of_token, idx))
         if isinstance(correction, Correction):
