@@ -37,6 +37,7 @@ from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
 from fdbench.cache.step_profile import format_profile, profile_steps
 from fdbench.checkpoint import load_checkpoint
 from fdbench.generate import generate
+from fdbench.io import atomic_write_text
 from fdbench.pipeline import ScoreModel
 from fdbench.timing import ratio_summary, time_call
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nstage profile, ms per model call (T={steps}):\n"
                   + format_profile(profiles) + "\n", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    atomic_write_text(args.out, json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     return 0
 

@@ -95,6 +95,12 @@ CASES = [
     ("run runs-dir is a file", ["run", "--runs-dir", "AFILE"]),
     ("run missing checkpoint", ["run", "--checkpoint", "NOWHERE", "--runs-dir", "DIR/runs"]),
     ("data show unknown", ["data", "show", "no-such-set"]),
+    ("tune unknown method", ["tune", "--checkpoint", "CKPT", "--method", "nosuch",
+                             "--target", "paired_error<=0.01", "--out", "DIR/t"]),
+    ("tune higher-is-better target", ["tune", "--checkpoint", "CKPT", "--all",
+                                      "--target", "paired_error>=0.01", "--out", "DIR/t"]),
+    ("tune zero budget", ["tune", "--checkpoint", "CKPT", "--method", "fora", "--budget",
+                          "0", "--target", "paired_error<=0.01", "--out", "DIR/t"]),
 ]
 
 

@@ -16,6 +16,8 @@ records, and a statement whose evidence is missing is left out. The rules:
   tell from the baseline (and that is separated from the control); E²-CRF's place among
   them; caches on top of the best solver: at the baseline's quality, faster than that
   solver alone?
+* **solver study** — the same rules on ``scripts/solver_study.py``'s points (judged at
+  fdbench run's size, cost in evaluations and FLOPs: :mod:`fdbench.report.solver_study`);
 * **claims** — which appendix claims hold, are violated or vacuous.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from fdbench.judges import separation
 from fdbench.report.inputs import ReportInputs
+from fdbench.report.solver_study import solver_study_findings
 from fdbench.report.tables import fmt, number
 
 JUDGE = "discriminative_score"
@@ -145,7 +148,7 @@ def _claims(inputs: ReportInputs) -> list[str]:
 def findings(inputs: ReportInputs) -> list[str]:
     """The Findings paragraphs, in order: model fit, solvers and caches, claims."""
     lines, fit_all = _model_fit(inputs)
-    sweep = _sweep(inputs)
+    sweep = [*_sweep(inputs), *solver_study_findings(inputs.solver_study)]
     if sweep and not fit_all:
         sweep = ["*(On a model not separated from network_off: not evidence.)*", *sweep]
     return [*lines, *sweep, *_claims(inputs)]

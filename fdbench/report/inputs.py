@@ -4,9 +4,11 @@ it and load them into plain records, tolerant of fields other versions add or la
 Kinds (a directory may hold several): ``results.jsonl`` (``fdbench bench``),
 ``sweep.jsonl`` (``fdbench bench --sweep``), ``proofs_check.json`` or any file given
 directly whose JSON says ``"kind": "proofs_check"`` (``python -m proofs_check --json``),
-``results.json`` (``fdbench run``, with ``samples.npy`` / ``samples_cached.npy``), and the
-optional ``traces.json`` ({policy: {"executed_fraction": [...], "event_intensity": [...]}})
-with per-step cache traces."""
+``results.json`` (``fdbench run``, with ``samples.npy`` / ``samples_cached.npy``),
+``solver_study.jsonl`` (``scripts/solver_study.py``), ``tune_all_<target>.json``
+(``fdbench tune --all``), ``efficiency*.json`` (``scripts/efficiency.py``), and the
+optional ``traces.json`` ({policy: {"executed_fraction": [...], "event_intensity":
+[...]}}) with per-step cache traces."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ SWEEP_FILE = "sweep.jsonl"
 PROOFS_FILE = "proofs_check.json"
 RUN_FILE = "results.json"
 TRACES_FILE = "traces.json"
+SOLVER_STUDY_FILE = "solver_study.jsonl"
+TUNE_GLOB = "tune_all_*.json"
+EFFICIENCY_GLOB = "efficiency*.json"
 
 
 @dataclass
@@ -32,6 +37,9 @@ class ReportInputs:
 
     bench: list[dict[str, Any]] = field(default_factory=list)
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    solver_study: list[dict[str, Any]] = field(default_factory=list)
+    tune: list[dict[str, Any]] = field(default_factory=list)     # tune_all_*.json
+    efficiency: list[dict[str, Any]] = field(default_factory=list)  # efficiency*.json
     claims: list[dict[str, Any]] = field(default_factory=list)
     claim_sources: list[int] = field(default_factory=list)       # index into proofs
     proofs: list[dict[str, Any]] = field(default_factory=list)   # payloads minus claims
@@ -55,7 +63,7 @@ def _read_json(path: Path) -> Any:
         raise InputError(f"{path} is not valid JSON: {err}") from None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _read_jsonl(path: Path, required: str = "kind") -> list[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -68,8 +76,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{path} line {number} is not valid JSON: {err}") from None
-        if not isinstance(record, dict) or "kind" not in record:
-            raise InputError(f"{path} line {number}: expected a JSON object with a 'kind'")
+        if not isinstance(record, dict) or required not in record:
+            raise InputError(f"{path} line {number}: expected a JSON object with a "
+                             f"'{required}'")
         records.append(record)
     return records
 
@@ -115,6 +124,24 @@ def _add_dir(inputs: ReportInputs, directory: Path) -> None:
         inputs.runs.append({**results, "dir": str(directory)})
         inputs.sources.append(("run", _label(directory / RUN_FILE)))
         found = True
+    if (directory / SOLVER_STUDY_FILE).is_file():
+        inputs.solver_study.extend(_read_jsonl(directory / SOLVER_STUDY_FILE, "family"))
+        inputs.sources.append(("solver study", _label(directory / SOLVER_STUDY_FILE)))
+        found = True
+    for path in sorted(directory.glob(TUNE_GLOB)):
+        result = _read_json(path)
+        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+            raise InputError(f"{path}: not an fdbench tune result (no 'rows' list)")
+        inputs.tune.append(result)
+        inputs.sources.append(("tune", _label(path)))
+        found = True
+    for path in sorted(directory.glob(EFFICIENCY_GLOB)):
+        result = _read_json(path)
+        if not isinstance(result, dict) or not isinstance(result.get("timing"), dict):
+            raise InputError(f"{path}: not a scripts/efficiency.py result (no 'timing')")
+        inputs.efficiency.append(result)
+        inputs.sources.append(("efficiency", _label(path)))
+        found = True
     if (directory / TRACES_FILE).is_file():
         traces = _read_json(directory / TRACES_FILE)
         if not isinstance(traces, dict) or not all(isinstance(v, dict) for v in traces.values()):
@@ -124,7 +151,8 @@ def _add_dir(inputs: ReportInputs, directory: Path) -> None:
         found = True
     if not found:
         raise InputError(f"{directory}: no result files there (expected one of {BENCH_FILE}, "
-                         f"{SWEEP_FILE}, {PROOFS_FILE}, {RUN_FILE})")
+                         f"{SWEEP_FILE}, {PROOFS_FILE}, {RUN_FILE}, {SOLVER_STUDY_FILE}, "
+                         f"{TUNE_GLOB}, {EFFICIENCY_GLOB})")
 
 
 def load_inputs(paths: Sequence[str | os.PathLike],

@@ -16,8 +16,11 @@ import matplotlib
 
 from fdbench.errors import InputError
 from fdbench.report import figures, provenance, tables
+from fdbench.report.efficiency import efficiency_tables
 from fdbench.report.findings import findings
 from fdbench.report.inputs import ReportInputs, load_inputs
+from fdbench.report.solver_study import solver_study_table
+from fdbench.report.tune_tables import tune_tables
 
 
 @dataclass
@@ -134,6 +137,8 @@ def _sections(inputs: ReportInputs, drawn: dict[str, tuple[str, str]]) -> list[S
                     "/ FLOP speedup.")
     add(speed, tables.speed_table(inputs), "No timing records in the inputs.")
     with_figures(speed, "recompute.png")
+    if inputs.efficiency:
+        speed.tables.extend(efficiency_tables(inputs.efficiency))
     realism = Section("Realism judges", "Each sampler's samples against held-out data: "
                       "discriminative score (|accuracy - 0.5| of a post-hoc classifier, "
                       "TimeGAN; 0 = indistinguishable, 0.5 = told apart every time), "
@@ -156,13 +161,26 @@ def _sections(inputs: ReportInputs, drawn: dict[str, tuple[str, str]]) -> list[S
     add(sweep, tables.sweep_table(inputs), "No sweep records in the inputs.")
     with_figures(sweep, "sweep_realism.png", "sweep_fidelity.png", "sweep_pareto.png",
                  "sweep_curves.png", "sweep_ablation.png")
+    tuned = Section("Tuned at equal quality (fdbench tune --all)", "Each method at its "
+                    "fastest setting that meets the target on calibration noise, checked on "
+                    "fresh noise; wall speedup timed round robin against uncached.")
+    tuned.tables.extend(tune_tables(inputs.tune))
+    if not inputs.tune:
+        tuned.notes.append("No fdbench tune results in the inputs.")
+    study = Section("Solver study", "scripts/solver_study.py: few-step solvers and caches "
+                    "on top of the best of them, every point judged like fdbench run's "
+                    "samples (no wall clock: cost = score evaluations and FLOPs).")
+    if inputs.solver_study:
+        study.tables.append(solver_study_table(inputs.solver_study))
+    else:
+        study.notes.append("No solver study in the inputs.")
     claims = Section("Appendix claims (proofs_check)", "Verdicts computed by the checks "
                      "from measurements and a stated tolerance; tightness = measured / bound.")
     add(claims, tables.claims_table(inputs), "No proofs_check results in the inputs.")
     with_figures(claims, "claims_bounds.png", "claims_series.png")
     data = Section("Data and samples")
     with_figures(data, "localisation.png", "samples.png")
-    return [summary, header, speed, realism, quality, sweep, claims, data]
+    return [summary, header, speed, realism, quality, sweep, tuned, study, claims, data]
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
