@@ -124,6 +124,9 @@ class BenchConfig:
         if self.judge_repeats < 0:
             raise ConfigError(f"BenchConfig.judge_repeats must be >= 0, got "
                               f"{self.judge_repeats}")
+        if self.num_samples < 2:  # the bootstrap SEs of SW and paired error resample rows
+            raise ConfigError(f"BenchConfig.num_samples must be >= 2 (the bootstrap "
+                              f"resamples samples), got {self.num_samples}")
         if self.judge_repeats and self.num_samples < MIN_SERIES:
             raise ConfigError(f"BenchConfig.num_samples must be >= {MIN_SERIES} for the "
                               f"judges (or judge_repeats=0), got {self.num_samples}")

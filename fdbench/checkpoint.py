@@ -112,7 +112,7 @@ def _read_weights(weights_path: Path, recorded: Any) -> dict[str, torch.Tensor]:
         tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"corrupt checkpoint weights {weights_path}: {err}") from None
-    broken = _non_finite(tensors)
+    broken = sorted(_non_finite(tensors))    # sorted: the message names the same tensor
     if broken:  # e.g. bytes overwritten with 0xFF read back as NaN: corrupt, not a model
         raise CheckpointError(f"corrupt checkpoint weights {weights_path}: non-finite "
                               f"values in {len(broken)} tensor(s), first {broken[0]!r}")

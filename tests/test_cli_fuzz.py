@@ -59,6 +59,8 @@ CASES = [
                               "--out", "DIR/b"]),
     ("bench too few samples to judge", ["bench", "--checkpoint", "CKPT", "--num-samples", "4",
                                         "--out", "DIR/b"]),
+    ("bench one sample without judges", ["bench", "--checkpoint", "CKPT", "--num-samples",
+                                         "1", "--judge-repeats", "0", "--out", "DIR/b"]),
     ("bench zero batch", ["bench", "--checkpoint", "CKPT", "--batch-sizes", "0",
                           "--out", "DIR/b"]),
     ("bench precision", ["bench", "--checkpoint", "CKPT", "--precision", "fp8",

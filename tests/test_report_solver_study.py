@@ -49,6 +49,7 @@ def test_findings_name_the_best_solver_and_what_caches_keep() -> None:
     assert "ddim/log_snr T=10 (10 score evaluations) matches" in lines[0]
     assert "em/uniform T=10 (0.500 +- 0.000)" in lines[0]    # EM at 10 steps is told apart
     assert "paired error to the uncached ddim/log_snr T=10 samples 0.100-0.260" in lines[1]
+    assert "the judge's resolution (2 SE of a difference) is ~0.06" in lines[1]
     assert "1 keep the baseline's quality" in lines[1]
     assert "fora:cache_interval=2 @ ddim/log_snr T=10 at 166x FLOPs" in lines[1]
 

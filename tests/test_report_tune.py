@@ -9,7 +9,7 @@ import pytest
 
 from fdbench.errors import InputError
 from fdbench.report import render_report
-from fdbench.report.tune_tables import tune_tables
+from fdbench.report.tune_tables import tune_findings, tune_tables
 
 
 def result(target: str = "paired_error<=0.01") -> dict:
@@ -51,3 +51,34 @@ def test_a_file_without_rows_is_refused(tmp_path: Path) -> None:
     (source / "tune_all_x.json").write_text(json.dumps({"target": "x"}))
     with pytest.raises(InputError, match="not an fdbench tune result"):
         render_report([source], tmp_path / "out")
+
+
+def test_findings_rank_the_methods_that_met_the_target() -> None:
+    two = result()
+    two["rows"].insert(0, {"method": "e2crf", "cli": "--cache e2crf:tau_0=0.5",
+                           "flop_speedup": 2.1, "status": "met"})
+    two["rows"].append({"method": "toca", "cli": "--cache toca:cache_interval=1",
+                        "flop_speedup": 0.95, "status": "met"})     # met only by not caching
+    (line,) = tune_findings([two])
+    assert "fora 2.90x FLOPs / 2.50x wall; e2crf 2.10x FLOPs" in line
+    assert "E²-CRF ranks 2 of 2 by FLOPs" in line
+    assert "Not met (or no faster than uncached): naive_kv, toca" in line
+
+
+def test_a_cache_no_faster_than_its_solver_alone_is_marked() -> None:
+    """A cache on the best solver that met the target only at interval 1 (no caching) has
+    the solver's own FLOP speedup: "met", but it adds nothing on top of the solver."""
+    from fdbench.tune.table import row_cells, solver_speedups
+
+    rows = [{"method": "fewer_steps:dpmpp_2m", "label": "uncached @ dpmpp_2m/log_snr T=24",
+             "cli": "--solver dpmpp_2m --steps 24", "flop_speedup": 41.67, "status": "met"},
+            {"method": "duca", "on": "dpmpp_2m/log_snr T=24", "cli": "--cache duca:c=1",
+             "flop_speedup": 41.67, "status": "met"},
+            {"method": "fora", "on": "dpmpp_2m/log_snr T=24", "cli": "--cache fora:c=2",
+             "flop_speedup": 55.5, "status": "met"}]
+    solvers = solver_speedups(rows)
+    assert solvers == {"dpmpp_2m/log_snr T=24": 41.67}
+    assert row_cells(rows[1], solvers)[-1] == \
+        "yes, but only at a setting no faster than dpmpp_2m/log_snr T=24 alone"
+    assert row_cells(rows[2], solvers)[-1] == "yes"
+    assert row_cells(rows[1])[-1] == "yes"        # without the solver rows: against uncached

@@ -18,6 +18,8 @@ records, and a statement whose evidence is missing is left out. The rules:
   solver alone?
 * **solver study** — the same rules on ``scripts/solver_study.py``'s points (judged at
   fdbench run's size, cost in evaluations and FLOPs: :mod:`fdbench.report.solver_study`);
+* **tune** — per target, the methods that met it on fresh seeds, fastest first
+  (:mod:`fdbench.report.tune_tables`);
 * **claims** — which appendix claims hold, are violated or vacuous.
 """
 
@@ -29,6 +31,7 @@ from fdbench.judges import separation
 from fdbench.report.inputs import ReportInputs
 from fdbench.report.solver_study import solver_study_findings
 from fdbench.report.tables import fmt, number
+from fdbench.report.tune_tables import tune_findings
 
 JUDGE = "discriminative_score"
 
@@ -148,7 +151,8 @@ def _claims(inputs: ReportInputs) -> list[str]:
 def findings(inputs: ReportInputs) -> list[str]:
     """The Findings paragraphs, in order: model fit, solvers and caches, claims."""
     lines, fit_all = _model_fit(inputs)
-    sweep = [*_sweep(inputs), *solver_study_findings(inputs.solver_study)]
+    sweep = [*_sweep(inputs), *tune_findings(inputs.tune),
+             *solver_study_findings(inputs.solver_study)]
     if sweep and not fit_all:
         sweep = ["*(On a model not separated from network_off: not evidence.)*", *sweep]
     return [*lines, *sweep, *_claims(inputs)]

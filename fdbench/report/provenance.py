@@ -13,7 +13,8 @@ from fdbench.report.inputs import ReportInputs
 from fdbench.report.tables import Table
 
 FILES = {"bench": "results.jsonl", "sweep": "sweep.jsonl", "proofs_check": "proofs_check.json",
-         "run": "results.json", "traces": "traces.json"}
+         "run": "results.json", "traces": "traces.json", "solver study": "solver_study.jsonl",
+         "tune": "tune_all_*.json", "efficiency": "efficiency*.json"}
 
 
 def repo_commit() -> str:
@@ -55,6 +56,8 @@ def header_table(inputs: ReportInputs) -> Table:
     bench_s = (inputs.bench[0].get("settings") or {}) if inputs.bench else {}
     sweep_s = (inputs.sweep[0].get("settings") or {}) if inputs.sweep else {}
     proofs, runs = iter(inputs.proofs), iter(inputs.runs)
+    tunes, efficiencies = iter(inputs.tune), iter(inputs.efficiency)
+    study_s = (inputs.solver_study[0].get("settings") or {}) if inputs.solver_study else {}
     rows = []
     for kind, label in inputs.sources:
         file = FILES.get(kind, kind)
@@ -78,6 +81,16 @@ def header_table(inputs: ReportInputs) -> Table:
                    _versions({"fdbench": r.get("fdbench_version"), "torch": r.get("torch_version"),
                               "python": r.get("python")}),
                    (r.get("settings") or {}).get("seed"), _commit(r, r.get("settings"))]
+        elif kind == "solver study":
+            row = [None, None, None, study_s.get("seed"), _commit(study_s)]
+        elif kind == "tune":
+            t = (next(tunes, {}).get("settings") or {})
+            row = [t.get("machine"), t.get("threads"),
+                   _versions({"torch": t.get("torch")}), t.get("seed"), _commit(t)]
+        elif kind == "efficiency":
+            e = next(efficiencies, {})
+            row = [None, e.get("threads"), _versions({"torch": e.get("torch")}),
+                   (e.get("settings") or {}).get("seed"), _commit(e)]
         else:
             row = [f"n/a ({file} holds per-step traces only)", None, None, None, None]
         rows.append([label, kind, *(f"n/a ({file} lacks it)" if v is None else str(v)

@@ -7,6 +7,7 @@ point is separated from ``network_off``)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fdbench.report.tables import Table, fmt, number
@@ -87,6 +88,10 @@ def solver_study_findings(records: list[dict[str, Any]]) -> list[str]:
                   if x is not None]
         span = (f"paired error to the uncached {best['label']} samples "
                 f"{min(paired):.3f}-{max(paired):.3f}; " if paired else "")
+        base_se = baseline["judges"].get(f"{JUDGE}_se") or 0.0
+        resolution = sorted(2 * math.hypot(r["judges"].get(f"{JUDGE}_se") or 0.0, base_se)
+                            for r in composites)[len(composites) // 2]
+        span += f"the judge's resolution (2 SE of a difference) is ~{resolution:.2f}; "
         lines.append(
             f"**Caches on top of {best['label']}** ({len(composites)} points): {span}"
             + (f"{len(kept)} keep the baseline's quality by the judge, the fastest "

@@ -40,13 +40,27 @@ def _wall(row: dict[str, Any]) -> str:
     return f"{wall['speedup']:.2f}x ({low:.2f}-{high:.2f})"
 
 
-def row_cells(row: dict[str, Any]) -> list[str]:
+def solver_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Sampler label -> FLOP speedup of its "fewer steps" row (what a cache on that solver
+    must beat to add anything)."""
+    return {row["label"].split(" @ ")[-1]: row["flop_speedup"] for row in rows
+            if row["method"].startswith("fewer_steps:") and row.get("label")
+            and row.get("flop_speedup")}
+
+
+def row_cells(row: dict[str, Any], solvers: dict[str, float] | None = None) -> list[str]:
+    """The table's cells; ``solvers`` (:func:`solver_speedups`) lets a cache on a solver be
+    marked when it is no faster than that solver alone."""
     spec = row.get("cli") or "-"
     name = row["method"] + (f" @ {row['on']}" if row.get("on") else "")
     note = " (non-monotone)" if row.get("non_monotone") else ""
     met = VERDICTS.get(row["status"], row["status"])
-    if row["status"] in ("met", "borderline") and (row.get("flop_speedup") or 0) <= 1.0:
-        met += ", but only at a setting no faster than uncached"
+    floor, alone = 1.0, "uncached"
+    if row.get("on") and (solvers or {}).get(row["on"]):
+        floor, alone = solvers[row["on"]], f"{row['on']} alone"
+    if row["status"] in ("met", "borderline") and (row.get("flop_speedup") or 0) <= floor \
+            * (1 + 1e-9):
+        met += f", but only at a setting no faster than {alone}"
     if row["status"] in ("unmet", "skipped") and row.get("reason"):
         met = f"{met}: {row['reason']}"
     return [name + note, f"`{spec}`" if spec != "-" else spec, _x(row.get("flop_speedup")),
@@ -63,7 +77,8 @@ def format_table(result: dict[str, Any]) -> str:
              f"{result['settings']['num_samples']} fresh ones; batch "
              f"{result['settings']['batch_size']}, {result['settings']['threads']} thread(s).",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in result["rows"]]
+    solvers = solver_speedups(result["rows"])
+    lines += ["| " + " | ".join(row_cells(r, solvers)) + " |" for r in result["rows"]]
     if result.get("best_solver"):
         lines += ["", f"Best solver at this target (fewest FLOPs, met on fresh seeds): "
                       f"`{result['best_solver']}`."]
