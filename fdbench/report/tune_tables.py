@@ -49,7 +49,7 @@ def tune_findings(results: list[dict[str, Any]]) -> list[str]:
             + (f" / {r['wall']['speedup']:.2f}x wall" if r.get("wall") else "")
             for r in met)
         missed = [r["method"] for r in rows if r not in met]
-        text = (f"**Tuned to `{result.get('target')}`** (fresh seeds): "
+        text = (f"**Tuned to {result.get('target')}** (fresh seeds): "
                 + (listed if met else "no method met it faster than uncached"))
         names = [r["method"] for r in met]
         if "e2crf" in names:
