@@ -35,7 +35,10 @@ def tune_tables(results: list[dict[str, Any]]) -> list[Table]:
 
 def tune_findings(results: list[dict[str, Any]]) -> list[str]:
     """Per target: the methods that met it on fresh seeds ranked by FLOP speedup (wall
-    beside it), E²-CRF's place among them, and those that did not meet it."""
+    beside it), E²-CRF's place among them, those that did not meet it, and the caches on
+    the best solver that are faster than it alone at the target."""
+    from fdbench.tune.table import solver_speedups  # lazily, as in tune_tables
+
     lines = []
     for result in results:
         rows = [r for r in result.get("rows") or [] if not r.get("on")]
@@ -56,8 +59,6 @@ def tune_findings(results: list[dict[str, Any]]) -> list[str]:
             text += f". E²-CRF ranks {names.index('e2crf') + 1} of {len(met)} by FLOPs"
         if missed:
             text += f". Not met (or no faster than uncached): {', '.join(missed)}"
-        from fdbench.tune.table import solver_speedups
-
         solvers = solver_speedups(result.get("rows") or [])
         on_rows = [r for r in result.get("rows") or [] if r.get("on")]
         if on_rows:
