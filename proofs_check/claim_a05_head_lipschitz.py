@@ -75,15 +75,14 @@ def check(ctx: Context, *, no_conversion: bool = False, cached_gain: float = 1.0
     """``no_conversion`` plants a fault in the computation: both scores taken without the
     parametrisation's output conversion (shat - s measured as the network-output
     difference F^ - F = (shat - s) / c(t), L(t) with c = 1), as a head that forgot the
-    -1/(s Lambda) factor would give. ``cached_gain`` != 1 plants a cached path whose
+    -1/(s Lambda) factor would give. ``cached_gain`` != 1 plants a cached sampler whose
     output conversion has a wrong gain (shat -> cached_gain * shat, as a wrong Lambda in
-    the conversion gives): its error is no longer a function of eps_L alone."""
+    the conversion gives), recorded as its own trajectory (the sampler steps with the
+    faulty score): its error is no longer a function of eps_L alone."""
     model = trajectories.shared_model(ctx)
-    traj = trajectories.record(ctx)
+    traj = trajectories.record(ctx, cached_gain=cached_gain)
     gain = output_gain(model, traj.times)                                 # (T, N*M)
     err = traj.score_err.double().flatten(2)                              # (T, B, N*M)
-    if cached_gain != 1.0:
-        err = err + (cached_gain - 1.0) * traj.score_cache.double().flatten(2)
     score_scale = traj.score_cache.double().flatten(2).norm(dim=2)
     if no_conversion:
         lip = head_lipschitz(model, traj.times, unit_gain=True)

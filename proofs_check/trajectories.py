@@ -119,11 +119,14 @@ def sizes(ctx: Context) -> tuple[int, int]:
     return ctx.pick((8, 100), (16, 1000))
 
 
-def record(ctx: Context) -> Trajectories:
-    """The paired trajectories of this context (recorded on first use, then memoised)."""
-    if MEMO_KEY not in ctx.memo:
-        ctx.memo[MEMO_KEY] = _record(shared_model(ctx), *sizes(ctx), seed=ctx.seed)
-    return ctx.memo[MEMO_KEY]
+def record(ctx: Context, *, cached_gain: float = 1.0) -> Trajectories:
+    """The paired trajectories of this context (recorded on first use, then memoised);
+    ``cached_gain`` != 1: a separate recording with that planted fault (``_record``)."""
+    key = MEMO_KEY if cached_gain == 1.0 else f"{MEMO_KEY}.cached_gain={cached_gain}"
+    if key not in ctx.memo:
+        ctx.memo[key] = _record(shared_model(ctx), *sizes(ctx), seed=ctx.seed,
+                                cached_gain=cached_gain)
+    return ctx.memo[key]
 
 
 def _prior(model: ScoreModel, noise: PerSampleNoise) -> Tensor:
@@ -132,7 +135,10 @@ def _prior(model: ScoreModel, noise: PerSampleNoise) -> Tensor:
 
 @torch.no_grad()
 def _record(model: ScoreModel, batch: int, n_steps: int, *, seed: int,
-            config: E2CRFConfig | None = None) -> Trajectories:
+            config: E2CRFConfig | None = None, cached_gain: float = 1.0) -> Trajectories:
+    """``cached_gain`` != 1 plants a fault in the cached sampler: its output conversion
+    multiplies the score by that gain (as a wrong Lambda in the conversion would), and the
+    sampler steps with the faulty score."""
     started = time.perf_counter()
     network, sde, lam = model.network, model.sde, model.noise_scale()
     times = uniform_times(n_steps, sde.eps)
@@ -181,7 +187,7 @@ def _record(model: ScoreModel, batch: int, n_steps: int, *, seed: int,
         z_hat = head.value
         z = network.backbone(network.embed(x, t))
         s = model.score(network.head(z), x, t)
-        s_hat = model.score(out_hat, x, t)
+        s_hat = cached_gain * model.score(out_hat, x, t)
         cache.scores.append(s_hat)
         errors["score"].append(s_hat - s)
         diff = z_hat - z
