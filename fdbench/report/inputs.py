@@ -128,20 +128,18 @@ def _add_dir(inputs: ReportInputs, directory: Path) -> None:
         inputs.solver_study.extend(_read_jsonl(directory / SOLVER_STUDY_FILE, "family"))
         inputs.sources.append(("solver study", _label(directory / SOLVER_STUDY_FILE)))
         found = True
-    for path in sorted(directory.glob(TUNE_GLOB)):
-        result = _read_json(path)
-        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
-            raise InputError(f"{path}: not an fdbench tune result (no 'rows' list)")
-        inputs.tune.append(result)
-        inputs.sources.append(("tune", _label(path)))
-        found = True
-    for path in sorted(directory.glob(EFFICIENCY_GLOB)):
-        result = _read_json(path)
-        if not isinstance(result, dict) or not isinstance(result.get("timing"), dict):
-            raise InputError(f"{path}: not a scripts/efficiency.py result (no 'timing')")
-        inputs.efficiency.append(result)
-        inputs.sources.append(("efficiency", _label(path)))
-        found = True
+    for kind, pattern, field_name, field_type, into, what in (
+            ("tune", TUNE_GLOB, "rows", list, inputs.tune, "an fdbench tune result"),
+            ("efficiency", EFFICIENCY_GLOB, "timing", dict, inputs.efficiency,
+             "a scripts/efficiency.py result")):
+        for path in sorted(directory.glob(pattern)):
+            result = _read_json(path)
+            if not isinstance(result, dict) or not isinstance(result.get(field_name),
+                                                              field_type):
+                raise InputError(f"{path}: not {what} (no '{field_name}')")
+            into.append(result)
+            inputs.sources.append((kind, _label(path)))
+            found = True
     if (directory / TRACES_FILE).is_file():
         traces = _read_json(directory / TRACES_FILE)
         if not isinstance(traces, dict) or not all(isinstance(v, dict) for v in traces.values()):
