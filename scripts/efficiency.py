@@ -9,6 +9,11 @@ the efficiency wall / paid FLOP speedup (and wall / planned), the planned/paid F
 ratio and the decision logic's share of the cached run's wall time; then the per-step
 stage profile (``fdbench.cache.step_profile``) of uncached, the policies and FORA.
 
+With ``--compile`` the caches run their static-shape compiled step path
+(``fdbench.cache.compiled``) and are timed against the compiled uncached sampler
+(``fdbench.bench.CompiledNetwork``, the fair baseline) as well as the eager one; the
+warm-up is then one whole run, so every recompute-set bucket is compiled before timing.
+
 Configurations (issue 17's bars): the paper preset with random weights (N = 187, chart
 layout, as ``fdbench bench --random-model paper``) and the shipped model
 (``fdbench/checkpoints/ecg-bins-compact``), each at batch 1 and 64, T = 1000 EM steps.
@@ -32,7 +37,7 @@ from typing import Any
 
 import torch
 
-from fdbench.bench import random_checkpoint
+from fdbench.bench import COMPILED, CompiledNetwork, random_checkpoint
 from fdbench.cache import CacheEngine, combine, make_policy, parse_policy
 from fdbench.cache.step_profile import format_profile, profile_steps
 from fdbench.checkpoint import load_checkpoint
@@ -60,7 +65,9 @@ def load_models(names: list[str], device: str, workdir: Path) -> dict[str, Score
 def measure(model: ScoreModel, batch: int, policies: list[str], args: argparse.Namespace
             ) -> list[dict[str, Any]]:
     """Interleaved rounds of uncached and every policy at one batch size."""
-    engines: dict[str, CacheEngine | None] = {"uncached": None}
+    engines: dict[str, Any] = {"uncached": None}
+    if args.compile:              # the fair baseline of compiled caches: compiled uncached
+        engines[COMPILED] = CompiledNetwork(model.network)
     for spec in policies:
         engines[spec] = CacheEngine(model.network, make_policy(parse_policy(spec, model.n_steps)),
                                     ragged=args.ragged, compile_layers=args.compile)
@@ -70,7 +77,9 @@ def measure(model: ScoreModel, batch: int, policies: list[str], args: argparse.N
                  engine=engines[name], progress=False)
 
     for name in engines:          # warm-up: allocator, kernels (and compilation)
-        sample(name, args.warmup)
+        # a compiled engine compiles one graph per recompute-set bucket: one whole run
+        # (same seed, so the same buckets) leaves nothing to compile in the timed rounds
+        sample(name, args.steps if args.compile else args.warmup)
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     stats: dict[str, list[dict[str, Any]]] = {name: [] for name in policies}
     for _ in range(args.repeats):
@@ -78,7 +87,7 @@ def measure(model: ScoreModel, batch: int, policies: list[str], args: argparse.N
             if engine is not None:
                 engine.history.clear()
             seconds[name].append(time_call(lambda n=name: sample(n, args.steps), model.device))
-            if engine is not None:
+            if isinstance(engine, CacheEngine):
                 stats[name].append(combine(engine.history))
     rows = []
     for spec in policies:
@@ -99,21 +108,36 @@ def measure(model: ScoreModel, batch: int, policies: list[str], args: argparse.N
             "padded_planned_ratio": cache["padded_planned_ratio"],
             "decision_share": statistics.median(shares),
             "seconds": seconds[spec], "uncached_seconds": seconds["uncached"]})
+        if args.compile:          # against the compiled uncached sampler as well
+            fair = ratio_summary(seconds[spec], seconds[COMPILED])
+            rows[-1].update({
+                "wall_speedup_vs_compiled": 1.0 / fair.median,
+                "wall_speedup_vs_compiled_iqr": [1.0 / fair.q75, 1.0 / fair.q25],
+                "efficiency_vs_compiled": 1.0 / fair.median / cache["flop_speedup"],
+                "compiled_uncached_median_s": fair.baseline_median_s,
+                "compiled_uncached_seconds": seconds[COMPILED]})
     return rows
 
 
 def format_rows(model_name: str, rows: list[dict[str, Any]]) -> str:
+    compiled = any("wall_speedup_vs_compiled" in r for r in rows)
+    extra = " vs compiled uncached (IQR) | wall/FLOP vs compiled |" if compiled else ""
     lines = [f"### {model_name}",
              "| policy | batch | wall speedup (IQR) | FLOP planned | FLOP paid | wall/FLOP "
-             "(paid) | wall/FLOP (planned) | planned/paid FLOPs | decision share |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(paid) | wall/FLOP (planned) | planned/paid FLOPs | decision share |" + extra,
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if compiled else "")]
     for r in rows:
         low, high = r["wall_speedup_iqr"]
-        lines.append(
-            f"| {r['policy']} | {r['batch']} | {r['wall_speedup']:.2f}x ({low:.2f}-{high:.2f}) "
-            f"| {r['flop_speedup_planned']:.2f}x | {r['flop_speedup_paid']:.2f}x "
-            f"| {r['efficiency']:.2f} | {r['efficiency_planned']:.2f} "
-            f"| {r['padded_planned_ratio']:.3f} | {100 * r['decision_share']:.1f} % |")
+        line = (f"| {r['policy']} | {r['batch']} | {r['wall_speedup']:.2f}x "
+                f"({low:.2f}-{high:.2f}) | {r['flop_speedup_planned']:.2f}x "
+                f"| {r['flop_speedup_paid']:.2f}x | {r['efficiency']:.2f} "
+                f"| {r['efficiency_planned']:.2f} | {r['padded_planned_ratio']:.3f} "
+                f"| {100 * r['decision_share']:.1f} % |")
+        if compiled:
+            low, high = r["wall_speedup_vs_compiled_iqr"]
+            line += (f" {r['wall_speedup_vs_compiled']:.2f}x ({low:.2f}-{high:.2f}) "
+                     f"| {r['efficiency_vs_compiled']:.2f} |")
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -206,16 +206,30 @@ def feedback_gain(intensity: Tensor, alpha_max: float) -> Tensor:
 
 
 class Share:
-    """A trace value kept as a 0-d count tensor until read: ``float()`` gives count /
-    total (one reduction per step instead of a cast and a mean; no host sync)."""
+    """A trace value kept as the step's boolean mask until read: ``float()`` gives the
+    share of True entries. The reduction runs when the statistics are read, not on the
+    step path (no kernel, no host sync per step); the mask is a fresh tensor each step."""
 
-    __slots__ = ("count", "total")
+    __slots__ = ("mask",)
 
-    def __init__(self, count: Tensor, total: int):
-        self.count, self.total = count, total
+    def __init__(self, mask: Tensor):
+        self.mask = mask
 
     def __float__(self) -> float:
-        return float(self.count) / self.total
+        return float(self.mask.sum()) / self.mask.numel()
+
+
+class Mean:
+    """A trace value kept as the step's per-sample tensor until read: ``float()`` gives
+    its mean (as :class:`Share`, the reduction leaves the step path)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Tensor):
+        self.values = values
+
+    def __float__(self) -> float:
+        return float(self.values.mean())
 
 
 @register_policy
@@ -335,9 +349,8 @@ class E2CRF(CachePolicy):
             if self.due is not None:
                 measure = probes if config.use_probes else triggered
         # traces stay tensors: converted once when the statistics are read, not per step
-        units = triggered.numel()
-        self._trace = {"triggered": Share(triggered.sum(), units),
-                       "warned": Share(warn.sum(), warn.numel()) if warn is not None else 0.0,
+        self._trace = {"triggered": Share(triggered),
+                       "warned": Share(warn) if warn is not None else 0.0,
                        "probes": float(self.n_probe)}
         return Decision(recompute, measure)
 
@@ -352,7 +365,7 @@ class E2CRF(CachePolicy):
             else:
                 self.prev_final = final.clone()
         if self.intensity is not None:
-            self._trace["event_intensity"] = self.intensity.mean()
+            self._trace["event_intensity"] = Mean(self.intensity)
         if observation.error is None or self.due is None or self.intensity is None:
             return None
         alpha = feedback_gain(self.intensity, config.alpha_max)              # (B,)
@@ -362,16 +375,23 @@ class E2CRF(CachePolicy):
             self.high_tokens = observation.unit_of_token > config.K           # (n,)
         target = ~observation.fresh & self.high_tokens                        # (B, n)
         if config.correction == "band_mean":
-            count = observation.measured.sum(dim=1).clamp_min(1)              # (B,)
-            # summed over all tokens (0 where not measured), not over the computed slots:
-            # the same terms in the same order as the dense error, so the same bits (a
-            # zero fill and a sum of (B, n, d), still cheaper than the stream's copy)
-            error = (observation.dense_error().sum(dim=1) / count[:, None])[:, None, :]
+            error = self._band_mean_error(observation)
         else:
             error = self._nearest_probe_error(observation)
-        self._trace["feedback_alpha"] = alpha.mean()
+        self._trace["feedback_alpha"] = Mean(alpha)
         # alpha * [cached high-band token] * error, applied in place by the engine
         return Correction(target[..., None].to(error.dtype), alpha[:, None, None] * error)
+
+    def _band_mean_error(self, observation: Observation) -> Tensor:
+        """(B, 1, d): the mean error of each sample's measured tokens, summed over the
+        computed slots (unmeasured and padding slots hold 0). Where a token is a bin and
+        the probes are measured, the count is ``n_probe`` per sample, known on the host;
+        otherwise (chart layout, the no_probe ablation) it is counted on the device."""
+        total = observation.error.sum(dim=1, keepdim=True)                    # (B, 1, d)
+        if self.config.use_probes and observation.measured.shape[1] == self.batch.n_units:
+            return total / self.n_probe
+        count = observation.measured.sum(dim=1).clamp_min(1)                  # (B,)
+        return total / count[:, None, None]
 
     def _nearest_probe_error(self, observation: Observation) -> Tensor:
         """(B, n, d): for every token, the error of the measured token whose bin is

@@ -32,6 +32,7 @@ from fdbench.cache.base import (
     StepInfo,
     StepRecord,
 )
+from fdbench.cache.compiled import CompiledStacks, bucket_width, pad_slots
 from fdbench.cache.execute import (
     LayerCache,
     RaggedPlan,
@@ -98,8 +99,11 @@ class CacheEngine:
     ``ragged``: "auto" (the ragged layout where it saves more FLOPs than its overhead,
     ``subset`` mode and batch > 1 only), "always" (wherever it applies) or "never" (every
     sample padded to the batch's largest recompute set, the layout of fdbench <= 0.1).
-    ``compile_layers``: run the token-subset layers through ``torch.compile`` (dynamic
-    shapes; the first calls compile, minutes on a CPU)."""
+    ``compile_layers``: in ``subset`` mode, run the padded layer stack of cached steps
+    and the full steps through ``torch.compile`` with static shapes (``compiled``:
+    recompute sets padded to a multiple of ``compiled.BUCKET`` tokens; the first call at
+    each shape compiles, seconds on a CPU). The ragged layout, whose shapes change every
+    step, and the other modes stay eager."""
 
     def __init__(self, network: ScoreTransformer, policy: CachePolicy, *,
                  force_recompute_all: bool = False, ragged: str = "auto",
@@ -118,16 +122,15 @@ class CacheEngine:
         # conformance testing: every decided subset becomes "all tokens" (same code path)
         self.force_recompute_all = force_recompute_all
         self.ragged = ragged
-        self.compiled: dict[str, Any] = {}
-        if compile_layers:
-            self.compiled = {"subset": torch.compile(subset_layer, dynamic=True),
-                             "ragged": torch.compile(ragged_layer, dynamic=True)}
+        self.compiled = CompiledStacks(network.backbone.layers) \
+            if compile_layers and self.mode == "subset" else None
         self.history: list[CacheStats] = []
         self.caches: list[LayerCache] | None = None
         self.final: Tensor | None = None
         self.steps = 0
         self.profile: Any = None        # a step_profile.StageClock while profiling
         self._plan: RaggedPlan | None = None
+        self._width = 0                 # slots per sample the layers run this step
         self._host_counts: list[int] | None = None
         self._flops: dict[tuple, float] = {}
         # module-level policies (FORA, ToCa, TeaCache, ...) bring their own executor; the
@@ -256,20 +259,32 @@ class CacheEngine:
         return unit_mask[:, self.unit_of_token]
 
     def _plan_layout(self, idx: Tensor | None, counts: Tensor | None) -> None:
-        """Padded or ragged layout of this step (``self._plan``); the per-sample counts
-        on the host (one read, which the shapes need anyway) at batch > 1."""
+        """Padded or ragged layout of this step (``self._plan``), the slots per sample the
+        layers run (``self._width``: the padded width, bucketed on the compiled path);
+        the per-sample counts on the host (one read, which the shapes need anyway) at
+        batch > 1."""
         self._plan, self._host_counts = None, None
-        if idx is None or idx.shape[0] == 1:
+        if idx is None:
             return
-        self._host_counts = counts.tolist()
+        self._width = width = idx.shape[1]
+        if idx.shape[0] > 1:
+            self._host_counts = counts.tolist()
+            if self._ragged_pays(idx):
+                self._plan = ragged_plan(idx, counts, self.config.n_tokens,
+                                         self.config.n_heads)
+                return
+        if self.compiled is not None and width:
+            self._width = bucket_width(width, self.config.n_tokens)
+
+    def _ragged_pays(self, idx: Tensor) -> bool:
+        """Whether this batch > 1 step runs ragged (see ``ragged``)."""
         width = idx.shape[1]
         if self.mode != "subset" or self.ragged == "never" or width == 0:
-            return
+            return False
         waste = idx.shape[0] * width - sum(self._host_counts)
         if self.ragged == "auto" and waste * self._token_flops() <= RAGGED_OVERHEAD_FLOPS:
-            return
-        if waste > 0 or self.ragged == "always":
-            self._plan = ragged_plan(idx, counts, self.config.n_tokens, self.config.n_heads)
+            return False
+        return waste > 0 or self.ragged == "always"
 
     def _token_flops(self) -> float:
         """Layer FLOPs per computed token and layer, attention aside (what padding wastes)."""
@@ -279,6 +294,10 @@ class CacheEngine:
         return self._flops["token"]
 
     def _full(self, u: Tensor) -> Tensor:
+        if self.compiled is not None:
+            h, self.caches = self.compiled.full(u)
+            self.final = h.clone()
+            return h
         caches, h = [], u
         for layer in self.network.backbone.layers:
             h, cache = full_layer(layer, h, keep_ffn=self.reuses_ffn)
@@ -295,26 +314,30 @@ class CacheEngine:
                 return self.final                              # every layer reused
             plan = self._plan
             if plan is not None:
-                run = self.compiled.get("ragged", ragged_layer)
                 width = config.d_model
                 h = u.reshape(-1, width).index_select(0, plan.positions)   # (T, d)
                 if clock is not None:
                     clock.mark("gather")
                 for layer, cache in layers:
-                    h = run(layer, h, plan, cache)
+                    h = ragged_layer(layer, h, plan, cache)
                 if clock is not None:
                     clock.mark("layers")
                 self.final.view(-1, width).index_copy_(0, plan.positions, h)
                 return self.final
+            if self.compiled is not None:        # one graph: gather and scatter included
+                h = self.compiled.subset(u, pad_slots(idx, self._width), self.caches,
+                                         self.final)
+                if clock is not None:
+                    clock.mark("layers")
+                return h
             head_dim = config.d_model // config.n_heads
             kv_index = head_index(idx, config.n_heads, head_dim)
             token_idx = token_index(idx, config.d_model)
-            run = self.compiled.get("subset", subset_layer)
             h = torch.gather(u, 1, token_idx)                  # (B, m, d)
             if clock is not None:
                 clock.mark("gather")
             for layer, cache in layers:
-                h = run(layer, h, kv_index, cache)
+                h = subset_layer(layer, h, kv_index, cache)
             if clock is not None:
                 clock.mark("layers")
             self.final.scatter_(1, token_idx, h)
@@ -342,11 +365,11 @@ class CacheEngine:
                 self._flops[key] = matmul_total(ragged_forward_flops(
                     self.config, batch, tokens=tokens, attention_rows=batch * idx.shape[1]))
             return self._flops[key], tokens / (batch * n)
-        key = (self.mode, batch, idx.shape[1])
+        key = (self.mode, batch, self._width)
         if key not in self._flops:
             self._flops[key] = matmul_total(forward_flops(self.config, batch, mode=self.mode,
-                                                          computed=idx.shape[1]))
-        return self._flops[key], idx.shape[1] / n
+                                                          computed=self._width))
+        return self._flops[key], self._width / n
 
     def _record(self, info: StepInfo, idx: Tensor | None, counts: Tensor | None,
                 decision_seconds: float) -> None:
