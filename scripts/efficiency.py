@@ -191,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             print(format_rows(name, rows), flush=True)
             if args.no_profile:
                 continue
+            if args.compile:      # a fresh profiled engine would time its own compilation
+                print("\nstage profile skipped with --compile", flush=True)
+                continue
             steps = args.profile_steps or args.steps
             profiles = [profile_steps(model, spec, batch=batch, n_steps=steps, seed=args.seed,
-                                      engine_options={"ragged": args.ragged,
-                                                      "compile_layers": args.compile}
+                                      engine_options={"ragged": args.ragged}
                                       if spec is not None and not spec.startswith("fora")
                                       else None)
                         for batch in args.batch_sizes

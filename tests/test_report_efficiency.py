@@ -34,6 +34,18 @@ def test_timing_and_profile_tables() -> None:
     assert "threads 1" in timing.settings and "ragged auto" in timing.settings
 
 
+def test_compiled_run_gets_the_compiled_baseline_columns() -> None:
+    compiled = result()
+    compiled["settings"]["compile"] = True
+    compiled["timing"]["shipped"][0].update({"wall_speedup_vs_compiled": 0.87,
+                                             "wall_speedup_vs_compiled_iqr": [0.85, 0.87],
+                                             "efficiency_vs_compiled": 0.294})
+    timing = efficiency_tables([compiled])[0]
+    assert timing.header[-2:] == ["vs compiled uncached (IQR)", "wall/FLOP vs compiled"]
+    assert timing.rows[0][-2:] == ["0.87x (0.85-0.87)", "0.29"]
+    assert len(efficiency_tables([result()])[0].header) == 11     # eager: no such columns
+
+
 def test_report_renders_them_in_the_speed_section(tmp_path: Path) -> None:
     source = tmp_path / "eff"
     source.mkdir()

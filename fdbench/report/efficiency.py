@@ -20,14 +20,26 @@ def _line(result: dict[str, Any], what: str) -> str:
             "row (scripts/efficiency.py).")
 
 
+def _speedup(value: Any, iqr: Any) -> str:
+    low, high = (iqr or [None, None])[:2]
+    return f"{fmt(value, '.2f')}x ({fmt(low, '.2f')}-{fmt(high, '.2f')})"
+
+
 def efficiency_tables(results: list[dict[str, Any]]) -> list[Table]:
     """One timing table and one stage-profile table per result file."""
     tables = []
     for result in results:
         rows = []
-        for model, records in (result.get("timing") or {}).items():
+        records_of = (result.get("timing") or {}).items()
+        compiled = any("wall_speedup_vs_compiled" in r for _, records in records_of
+                       for r in records)
+        for model, records in records_of:
             for r in records:
                 low, high = (r.get("wall_speedup_iqr") or [None, None])[:2]
+                # --compile: the compiled caches against the compiled uncached sampler
+                versus = [] if not compiled else [_speedup(
+                    r.get("wall_speedup_vs_compiled"), r.get("wall_speedup_vs_compiled_iqr")),
+                    fmt(r.get("efficiency_vs_compiled"), ".2f")]
                 rows.append([model, str(r.get("policy")), fmt(r.get("batch"), ".0f"),
                              fmt(r.get("steps"), ".0f"), fmt(r.get("repeats"), ".0f"),
                              f"{fmt(r.get('wall_speedup'), '.2f')}x ({fmt(low, '.2f')}-"
@@ -37,12 +49,13 @@ def efficiency_tables(results: list[dict[str, Any]]) -> list[Table]:
                              fmt(r.get("efficiency"), ".2f"),
                              fmt(r.get("padded_planned_ratio"), ".3f"),
                              fmt(100 * r["decision_share"], ".1f", " %")
-                             if r.get("decision_share") is not None else "n/a"])
+                             if r.get("decision_share") is not None else "n/a", *versus])
         if rows:
+            extra = ["vs compiled uncached (IQR)", "wall/FLOP vs compiled"] if compiled else []
             tables.append(Table(["model", "policy", "batch", "T", "rounds",
                                  "wall speedup (IQR)", "FLOP planned", "FLOP paid",
                                  "wall/FLOP (paid)", "planned/paid FLOPs",
-                                 "decision share"], rows, _line(result, "Timing")))
+                                 "decision share", *extra], rows, _line(result, "Timing")))
         profile_rows = []
         for model, profiles in (result.get("profile") or {}).items():
             for p in profiles:
