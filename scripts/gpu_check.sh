@@ -7,8 +7,9 @@
 #   2b. scripts/efficiency.py (issue 17): wall/FLOP efficiency of E2-CRF at batch 1 and
 #      64 on the paper preset and the shipped model, interleaved, with the per-step stage
 #      profile (JSON in OUT_DIR/efficiency.json);
-#   3. with GPU_CHECK_COMPILE=1 (not inside the 5 minutes): torch.compile/CUDA graphs, and
-#      the efficiency script with the caches' subset layers compiled.
+#   3. with GPU_CHECK_COMPILE=1 (not inside the 5 minutes): torch.compile/CUDA graphs of the
+#      uncached sampler, and the efficiency script with the caches' static-shape compiled
+#      step path (fdbench/cache/compiled.py) against the compiled uncached sampler.
 # Usage: scripts/gpu_check.sh [--device cpu] [OUT_DIR]
 #   (env: PEER, STEPS, TEST_TIMEOUT, BENCH_TIMEOUT, EFF_TIMEOUT)
 # --device cpu runs only 2b, as a smoke run (--quick) on the CPU: the script's own check.

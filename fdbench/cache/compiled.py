@@ -86,9 +86,10 @@ class CompiledStacks:
 
     Why one function per shape: dynamo evaluates a graph's guards (every parameter and
     input tensor's properties) before each call, ~0.2 ms here, and walks its graphs one
-    after the other. The shape is the key of :attr:`graphs`, and every input is made
-    contiguous and is of the network's dtype and device, so the only guards that could
-    fail are ones this dispatch already decided; their evaluation is skipped
+    after the other. The shape is the key of :attr:`graphs`, every input must be
+    contiguous (refused otherwise), and dtype, device and grad mode are the engine's
+    (its own tensors, under ``no_grad``), so the only guards that could fail are ones
+    this dispatch already decided; their evaluation is skipped
     (``skip_guard_eval_unsafe``) on calls after the first."""
 
     def __init__(self, layers: Sequence[nn.Module]):
