@@ -228,7 +228,7 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
         "settings": settings, "metrics": scores, "judges": judges,
         "judge_settings": {"repeats": judge_repeats, "seed": seed,
                            "held_out": int(held_out.shape[0]),
-                           "real_vs_real": "training beats scored as if generated"},
+                           "real_vs_real": "training series scored as if generated"},
         "model_fit": separation(judges["generated"], judges["network_off"]),
         "cache_comparison": comparison,
         "seconds": {"model": trained_at - started, "sampling": sampled_at - trained_at},
@@ -237,7 +237,8 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
     atomic_save_npy(work_dir / "samples_cached.npy", cached.numpy())
     atomic_save_npy(work_dir / "samples_network_off.npy", network_off.numpy())
     plot_real_vs_generated(held_out, samples, work_dir / "samples.png",
-                           title=f"ECG beats: held-out vs generated ({n_steps}-step EM)")
+                           title=f"{_data_label(data.name)}: held-out vs generated "
+                                 f"({n_steps}-step EM)")
     results["seconds"]["total"] = time.perf_counter() - started
     atomic_write_json(work_dir / "results.json", results)
     atomic_write_json(work_dir / "traces.json", traces)   # first batch, per step
@@ -249,8 +250,14 @@ def run_main_job(name: str = "default", *, runs_dir: str | Path = "runs",
     from fdbench.report import render_report
 
     render_report([final_dir], final_dir / "report",
-                  title=f"fdbench run {name!r}: uncached vs E²-CRF on the embedded ECG data")
+                  title=f"fdbench run {name!r}: uncached vs E²-CRF on "
+                        f"{_data_label(data.name)}")
     return results
+
+
+def _data_label(name: str) -> str:
+    """How titles name the run's data (a checkpoint may bring its own)."""
+    return "the embedded ECG beats" if name == "ecg" else f"the {name!r} data"
 
 
 def _pm(value: float, se: float | None) -> str:

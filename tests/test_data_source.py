@@ -119,6 +119,9 @@ def test_own_data_end_to_end_train_run(tmp_path: Path, capsys) -> None:
     results = json.loads((runs / "mine" / "results.json").read_text())
     assert results["n_held_out"] == 45 and results["n_train"] == 117
     assert np.load(runs / "mine" / "samples.npy").shape == (12, 64, 4)
+    # the report is titled by the checkpoint's own data, not the embedded ECG beats
+    title = (runs / "mine" / "report" / "index.md").read_text().splitlines()[0]
+    assert "ECG" not in title and "my" in title, title
 
     shutil.move(data, tmp_path / "moved.npy")
     capsys.readouterr()
