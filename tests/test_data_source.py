@@ -85,6 +85,32 @@ def train_on(data: Path, ckpt: Path, *extra: str) -> dict:
     return json.loads((ckpt / "config.json").read_text())["meta"]
 
 
+def test_bench_on_a_checkpoint_trained_on_my_file(tmp_path: Path, capsys) -> None:
+    """`bench --checkpoint` on a model trained on my.npy scores its quality against that
+    file's held-out windows (the network_off control included); once the file changes,
+    bench stops with one error line before any sampling."""
+    data = stock_like(tmp_path / "my.npy")
+    ckpt = tmp_path / "ckpt"
+    train_on(data, ckpt, "--split", "chronological")
+    out = tmp_path / "bench"
+    args = ["bench", "--checkpoint", str(ckpt), "--out", str(out), "--policies", "fixed",
+            "--batch-sizes", "2", "--steps", "3", "--num-samples", "4", "--rounds", "1",
+            "--judge-repeats", "0", "--n-boot", "5"]
+    assert main(args) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    quality = {r["policy"]: r for r in records if r["kind"] == "quality"}
+    assert {"uncached", "fixed", "network_off"} <= set(quality)
+    assert quality["fixed"]["quality"]["paired"]["n"] == 4
+
+    np.save(data, np.load(data)[::-1].copy())                 # same shape, other content
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True):
+        assert main([*args[:4], str(tmp_path / "again"), *args[5:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "my.npy" in err[0], err
+    assert not (tmp_path / "again" / "results.jsonl").exists()
+
+
 def test_train_records_the_file_and_data_ckpt_finds_it(tmp_path: Path) -> None:
     """`train --data my.npy --split chronological` records path, hash and split;
     `--data CKPT` (evaluate, train) rebuilds the same split from that record."""
