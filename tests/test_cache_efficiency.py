@@ -316,6 +316,30 @@ def test_efficiency_script_smoke(sines_checkpoint, tmp_path) -> None:
     assert matmul_total(forward_flops(ModelConfig.from_preset("tiny", 8, 1), 1)) > 0
 
 
+def test_efficiency_script_compiled_against_the_compiled_baseline(sines_checkpoint,
+                                                                  tmp_path) -> None:
+    """``--compile``: the compiled caches are timed against the compiled uncached sampler
+    too; padding to the buckets shows in the FLOPs paid; no stage profile (it would time
+    compilation). About half a minute of compiling on a CPU."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "efficiency.py"
+    spec = importlib.util.spec_from_file_location("efficiency_compiled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "eff.json"
+    assert module.main(["--models", str(sines_checkpoint), "--steps", "5", "--repeats", "2",
+                        "--batch-sizes", "1", "--compile", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (row,) = result["timing"][str(sines_checkpoint)]
+    assert len(row["compiled_uncached_seconds"]) == 2 == len(row["uncached_seconds"])
+    assert row["wall_speedup_vs_compiled"] > 0 and row["efficiency_vs_compiled"] > 0
+    assert row["flop_speedup_planned"] >= row["flop_speedup_paid"] >= 1.0
+    assert result["profile"] == {} and result["settings"]["compile"] is True
+
+
 def test_bench_table_prints_decision_share_and_planned_flops() -> None:
     from fdbench.bench_table import format_table
 
