@@ -319,8 +319,8 @@ def test_efficiency_script_smoke(sines_checkpoint, tmp_path) -> None:
 def test_efficiency_script_compiled_against_the_compiled_baseline(sines_checkpoint,
                                                                   tmp_path) -> None:
     """``--compile``: the compiled caches are timed against the compiled uncached sampler
-    too; padding to the buckets shows in the FLOPs paid; no stage profile (it would time
-    compilation). About half a minute of compiling on a CPU."""
+    too; the FLOP speedup paid (bucket padding included) is at most the planned one; no
+    stage profile (it would time compilation). Up to half a minute of compiling on a CPU."""
     import importlib.util
     import json
     from pathlib import Path
