@@ -4,7 +4,10 @@ read nothing on the host; the stage profile times without changing results."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -290,16 +293,18 @@ def test_bad_ragged_option_is_refused() -> None:
         CacheEngine(network(), Stairs(StairsConfig()), ragged="sometimes")
 
 
-def test_efficiency_script_smoke(sines_checkpoint, tmp_path) -> None:
-    """scripts/efficiency.py end to end on a tiny checkpoint (no timing asserted)."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
+def efficiency_script():
+    """scripts/efficiency.py as a module (scripts/ is not a package)."""
     path = Path(__file__).resolve().parents[1] / "scripts" / "efficiency.py"
     spec = importlib.util.spec_from_file_location("efficiency", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_efficiency_script_smoke(sines_checkpoint, tmp_path) -> None:
+    """scripts/efficiency.py end to end on a tiny checkpoint (no timing asserted)."""
+    module = efficiency_script()
     out = tmp_path / "eff.json"
     assert module.main(["--models", str(sines_checkpoint), "--steps", "4", "--repeats", "1",
                         "--warmup", "2", "--batch-sizes", "1", "3", "--profile-steps", "3",
@@ -321,14 +326,7 @@ def test_efficiency_script_compiled_against_the_compiled_baseline(sines_checkpoi
     """``--compile``: the compiled caches are timed against the compiled uncached sampler
     too; the FLOP speedup paid (bucket padding included) is at most the planned one; no
     stage profile (it would time compilation). Up to half a minute of compiling on a CPU."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "efficiency.py"
-    spec = importlib.util.spec_from_file_location("efficiency_compiled", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = efficiency_script()
     out = tmp_path / "eff.json"
     assert module.main(["--models", str(sines_checkpoint), "--steps", "5", "--repeats", "2",
                         "--batch-sizes", "1", "--compile", "--out", str(out)]) == 0
